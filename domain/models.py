@@ -29,6 +29,7 @@ __all__ = [
     "Content",
     "Comment",
     "Tag",
+    "Interest",
     "Product",
     "Purchase",
     "PurchaseLine",
@@ -175,6 +176,15 @@ class Tag:
     tenant_id: str
     name: str
     kind: TagKind
+
+
+@dataclass(frozen=True, slots=True)
+class Interest:
+    """A profile tag on a member (INTERESTED_IN) with its weight and where it came from."""
+
+    tag: Tag
+    weight: float
+    source: str
 
 
 @dataclass(frozen=True, slots=True)

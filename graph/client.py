@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable, Mapping
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, LiteralString, TypeVar
 
 import neo4j
 import neo4j.time
-from neo4j import AsyncDriver, AsyncGraphDatabase, AsyncManagedTransaction, READ_ACCESS
+from neo4j import READ_ACCESS, AsyncDriver, AsyncGraphDatabase, AsyncManagedTransaction
 from neo4j.exceptions import (
     ConstraintError,
     DriverError,
@@ -26,7 +26,7 @@ from neo4j.exceptions import (
 
 from domain.errors import AlreadyExists, GraphUnavailable
 
-__all__ = ["GraphClient", "Tx", "to_datetime", "to_millis", "from_millis"]
+__all__ = ["GraphClient", "Tx", "to_datetime", "to_micros", "from_micros", "now"]
 
 log = logging.getLogger(__name__)
 
@@ -48,12 +48,26 @@ def to_datetime(value: Any) -> datetime:
     return native.astimezone(UTC)
 
 
-def to_millis(value: datetime) -> int:
-    return int(value.timestamp() * 1000)
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
-def from_millis(ms: int) -> datetime:
-    return datetime.fromtimestamp(ms / 1000, tz=UTC)
+def to_micros(value: datetime) -> int:
+    """Exact integer microseconds since the epoch (cursors compare timestamps exactly)."""
+    delta = value - _EPOCH
+    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+
+
+def from_micros(us: int) -> datetime:
+    return _EPOCH + timedelta(microseconds=us)
+
+
+def now() -> datetime:
+    """The current time as written to the graph (microsecond precision, UTC).
+
+    Writes pass times as parameters instead of calling Cypher's ``datetime()``, whose
+    nanoseconds a microsecond cursor could not compare exactly.
+    """
+    return datetime.now(UTC)
 
 
 class GraphClient:

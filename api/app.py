@@ -1,0 +1,168 @@
+"""The ASGI application: GraphQL over HTTP, health endpoints, and the resources' lifespan.
+
+The graph driver and the Redis client are opened once per process in the lifespan and
+closed on shutdown. The app always receives server addresses; starting the embedded
+servers is the CLI's job (``quanzi serve``), so several workers share one graph server.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+import redis.asyncio as aioredis
+from graphql.validation import NoSchemaIntrospectionCustomRule
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route, WebSocketRoute
+from starlette.types import ASGIApp, Receive, Scope, Send
+from strawberry.asgi import GraphQL
+from strawberry.extensions import AddValidationRules, ParserCache, ValidationCache
+from strawberry.http.typevars import RootValue
+from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
+from starlette.websockets import WebSocket
+
+from api.auth import principal_from_header
+from api.errors import ErrorPolicy
+from api.settings import Settings
+from domain.auth import ANONYMOUS, Principal
+from domain.errors import GraphUnavailable, NotAuthenticated, StartupError
+from domain.ports import Repositories
+from graph.client import GraphClient
+from graph.commerce import GraphCommerceRepository
+from graph.communities import GraphCommunityRepository
+from graph.content import GraphContentRepository
+from graph.members import GraphMemberRepository
+from resolvers.context import Context
+from resolvers.schema import build_schema
+
+__all__ = ["create_app", "Resources", "repositories"]
+
+log = logging.getLogger("quanzi.api")
+
+
+@dataclass
+class Resources:
+    graph: GraphClient
+    redis: aioredis.Redis
+    repos: Repositories
+
+
+def repositories(graph: GraphClient) -> Repositories:
+    return Repositories(
+        members=GraphMemberRepository(graph),
+        communities=GraphCommunityRepository(graph),
+        content=GraphContentRepository(graph),
+        commerce=GraphCommerceRepository(graph),
+    )
+
+
+class QuanziGraphQL(GraphQL[Context, RootValue]):
+    def __init__(self, settings: Settings, **kwargs: Any) -> None:
+        # Factories: a fresh extension per request; the parse/validate LRU caches are module-level.
+        extensions: list[Any] = [ErrorPolicy, lambda: ParserCache(maxsize=512), lambda: ValidationCache(maxsize=512)]
+        if not settings.development:
+            extensions.append(lambda: AddValidationRules([NoSchemaIntrospectionCustomRule]))
+        super().__init__(
+            build_schema(extensions),
+            graphql_ide="graphiql" if settings.development else None,
+            allow_queries_via_get=True,
+            subscription_protocols=(GRAPHQL_TRANSPORT_WS_PROTOCOL,),
+            **kwargs,
+        )
+        self.settings = settings
+
+    def encode_json(self, data: object) -> bytes:
+        return orjson.dumps(data)
+
+    async def get_context(self, request: Request | WebSocket, response: Response | WebSocket) -> Context:
+        resources: Resources = request.app.state.resources
+        principal: Principal = request.scope.get("quanzi.principal", ANONYMOUS)
+        return Context(principal=principal, repos=resources.repos, request_id=request.scope.get("quanzi.request_id", "-"))
+
+
+class Authenticate:
+    """Resolves the bearer token before GraphQL runs; a bad token is an HTTP 401."""
+
+    def __init__(self, app: ASGIApp, settings: Settings) -> None:
+        self.app = app
+        self.settings = settings
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] not in ("http", "websocket"):
+            await self.app(scope, receive, send)
+            return
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
+        request_id = headers.get("x-request-id") or uuid.uuid4().hex
+        scope["quanzi.request_id"] = request_id[:64]
+        try:
+            scope["quanzi.principal"] = principal_from_header(self.settings, headers.get("authorization"))
+        except NotAuthenticated as exc:
+            if scope["type"] == "http":
+                body = {"errors": [{"message": exc.message, "extensions": {"code": exc.code.value}}]}
+                response = JSONResponse(body, status_code=401, headers={"WWW-Authenticate": "Bearer", "X-Request-Id": request_id})
+                await response(scope, receive, send)
+                return
+            scope["quanzi.principal"] = ANONYMOUS
+        await self.app(scope, receive, send)
+
+
+def create_app(settings: Settings, *, graph_uri: str, redis_url: str, graph_user: str, graph_password: str,
+               graph_database: str | None) -> Starlette:
+    """Build the app for servers at *graph_uri* and *redis_url*."""
+    settings.check()
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        graph = GraphClient.connect(graph_uri, user=graph_user, password=graph_password, database=graph_database)
+        redis = aioredis.Redis.from_url(redis_url, socket_timeout=1.0, socket_connect_timeout=1.0)
+        try:
+            try:
+                await graph.ping()
+            except GraphUnavailable as exc:
+                raise StartupError(f"cannot reach the graph server at {graph_uri}: {exc.message}") from exc
+            app.state.resources = Resources(graph=graph, redis=redis, repos=repositories(graph))
+            yield
+        finally:
+            await graph.close()
+            await redis.aclose()
+
+    async def healthz(request: Request) -> Response:
+        return JSONResponse({"status": "ok"})
+
+    async def readyz(request: Request) -> Response:
+        resources: Resources = request.app.state.resources
+        checks: dict[str, str] = {}
+        try:
+            await resources.graph.ping()
+            checks["graph"] = "ok"
+        except GraphUnavailable as exc:
+            checks["graph"] = f"unavailable: {exc.message[:200]}"
+        try:
+            await resources.redis.ping()
+            checks["redis"] = "ok"
+        except (aioredis.RedisError, OSError) as exc:
+            checks["redis"] = f"unavailable: {str(exc)[:200]}"
+        ready = checks["graph"] == "ok"
+        body = {"status": "ready" if ready else "unavailable", "checks": checks}
+        if ready and checks["redis"] != "ok":
+            body["status"] = "degraded"
+        return JSONResponse(body, status_code=200 if ready else 503)
+
+    graphql_app = Authenticate(QuanziGraphQL(settings), settings)
+    app = Starlette(
+        routes=[
+            Route("/healthz", healthz),
+            Route("/readyz", readyz),
+            Route("/graphql", graphql_app, methods=["GET", "POST"]),
+            WebSocketRoute("/graphql", graphql_app),
+        ],
+        lifespan=lifespan,
+    )
+    return app

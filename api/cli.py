@@ -1,0 +1,179 @@
+"""The ``quanzi`` command: serve, migrate, token, demo-data.
+
+Operator mistakes (a taken port, an edited migration, a bad role) print one clear line
+and exit with status 2; they never show a stack trace.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import sys
+from collections.abc import Callable, Sequence
+
+from api.auth import issue_token
+from api.runtime import Endpoints, endpoints
+from api.settings import Settings
+from domain.errors import QuanziError, StartupError
+from graph.client import GraphClient
+from graph.embedded import port_is_free
+from graph.migrations import migrate
+
+__all__ = ["main"]
+
+
+def _connect(ep: Endpoints) -> GraphClient:
+    return GraphClient.connect(ep.graph_uri, user=ep.graph_user, password=ep.graph_password, database=ep.graph_database)
+
+
+class _Bars:
+    """tqdm progress bars, one per stage, fed by ``progress(stage, done, total)``."""
+
+    def __init__(self) -> None:
+        from tqdm import tqdm
+
+        self._tqdm = tqdm
+        self._bars: dict[str, object] = {}
+
+    def __call__(self, stage: str, done: int, total: int) -> None:
+        bar = self._bars.get(stage)
+        if bar is None:
+            bar = self._tqdm(total=total, desc=f"{stage:<12}", unit="rows", unit_scale=True, leave=True, file=sys.stderr)
+            self._bars[stage] = bar
+        bar.n = done  # type: ignore[attr-defined]
+        bar.refresh()  # type: ignore[attr-defined]
+        if done >= total:
+            bar.close()  # type: ignore[attr-defined]
+
+    def close(self) -> None:
+        for bar in self._bars.values():
+            bar.close()  # type: ignore[attr-defined]
+
+
+async def _migrate(ep: Endpoints) -> str:
+    graph = _connect(ep)
+    try:
+        report = await migrate(graph)
+    finally:
+        await graph.close()
+    if report.applied:
+        return "applied migrations " + ", ".join(f"V{v:03d}" for v in report.applied)
+    return f"nothing to migrate ({len(report.already)} migrations already applied)"
+
+
+async def _demo(ep: Endpoints, *, tenant: str, members: int, seed: int, only_if_empty: bool) -> str:
+    from graph.demo_data import has_members, load_demo
+
+    graph = _connect(ep)
+    try:
+        await migrate(graph)
+        if only_if_empty and await has_members(graph, tenant=tenant):
+            return f"demo data already loaded for tenant {tenant!r}"
+        bars = _Bars()
+        try:
+            summary = await load_demo(graph, tenant=tenant, members=members, seed=seed, progress=bars)
+        finally:
+            bars.close()
+    finally:
+        await graph.close()
+    return (
+        f"loaded tenant {tenant!r}: {summary.members:,} members, {summary.communities:,} communities, "
+        f"{summary.follows:,} follows, {summary.referrals:,} referrals, {summary.contents:,} posts, "
+        f"{summary.purchases:,} purchases"
+    )
+
+
+def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
+    import uvicorn
+
+    settings.check()
+    host, port = args.host or settings.host, args.port or settings.port
+    if host in ("127.0.0.1", "localhost") and not port_is_free(port):
+        raise StartupError(f"port {port} on {host} is already taken (another quanzi?); stop it or pass --port")
+    with endpoints(settings) as ep:
+        print(asyncio.run(_migrate(ep)), flush=True)
+        members = settings.demo_members if args.demo_members is None else args.demo_members
+        if members > 0:
+            print(asyncio.run(_demo(ep, tenant=settings.demo_tenant, members=members, seed=settings.demo_seed,
+                                    only_if_empty=True)), flush=True)
+        os.environ.update({
+            "QUANZI_NEO4J_URI": ep.graph_uri, "QUANZI_NEO4J_USER": ep.graph_user,
+            "QUANZI_NEO4J_PASSWORD": ep.graph_password, "QUANZI_REDIS_URL": ep.redis_url,
+        })
+        if ep.graph_database is not None:
+            os.environ["QUANZI_NEO4J_DATABASE"] = ep.graph_database
+        print(f"GraphQL on http://{host}:{port}/graphql" + (" (GraphiQL in the browser)" if settings.development else ""))
+        if settings.development:
+            print(f"a development token: .venv/bin/quanzi token --tenant {settings.demo_tenant} --role operator")
+        uvicorn.run("api.main:app_from_env", factory=True, host=host, port=port, workers=args.workers or settings.workers,
+                    log_level="info", access_log=False, lifespan="on")
+    return 0
+
+
+def cmd_migrate(args: argparse.Namespace, settings: Settings) -> int:
+    with endpoints(settings) as ep:
+        print(asyncio.run(_migrate(ep)))
+    return 0
+
+
+def cmd_demo_data(args: argparse.Namespace, settings: Settings) -> int:
+    with endpoints(settings) as ep:
+        print(asyncio.run(_demo(ep, tenant=args.tenant, members=args.members, seed=args.seed, only_if_empty=False)))
+    return 0
+
+
+def cmd_token(args: argparse.Namespace, settings: Settings) -> int:
+    token = issue_token(
+        settings, tenant=args.tenant, roles=args.role or ["member"], member_id=args.member, scopes=args.scope or [],
+        ttl_seconds=int(args.ttl_hours * 3600),
+    )
+    print(f"# tenant={args.tenant} roles={','.join(args.role or ['member'])} scopes={','.join(args.scope or []) or '-'}",
+          file=sys.stderr)
+    print(token)
+    return 0
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="quanzi", description="Quanzi: a GraphQL API over a social-commerce graph.")
+    sub = p.add_subparsers(dest="command", required=True)
+    s = sub.add_parser("serve", help="run the GraphQL server (starting embedded servers when none are configured)")
+    s.add_argument("--host")
+    s.add_argument("--port", type=int)
+    s.add_argument("--workers", type=int)
+    s.add_argument("--demo-members", type=int, help="demo members to load on first start (0: none)")
+    s.set_defaults(fn=cmd_serve)
+    m = sub.add_parser("migrate", help="apply pending schema migrations")
+    m.set_defaults(fn=cmd_migrate)
+    d = sub.add_parser("demo-data", help="generate and load a deterministic demo community")
+    d.add_argument("--members", type=int, default=10_000)
+    d.add_argument("--seed", type=int, default=7)
+    d.add_argument("--tenant", default="demo")
+    d.set_defaults(fn=cmd_demo_data)
+    t = sub.add_parser("token", help="print a development token (the token alone on the last line)")
+    t.add_argument("--tenant", required=True)
+    t.add_argument("--role", action="append", help="member, operator, analyst, integrator or admin (repeatable)")
+    t.add_argument("--member", help="the member id this token acts as")
+    t.add_argument("--scope", action="append", help="e.g. pii:read (repeatable)")
+    t.add_argument("--ttl-hours", type=float, default=24 * 7)
+    t.set_defaults(fn=cmd_token)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s %(message)s")
+    fn: Callable[[argparse.Namespace, Settings], int] = args.fn
+    try:
+        return fn(args, Settings())
+    except QuanziError as exc:
+        print(f"quanzi: error: {exc.message}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("quanzi: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

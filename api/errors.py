@@ -1,0 +1,64 @@
+"""How errors reach clients: expected ones readable with a code, unexpected ones masked.
+
+* Domain errors (:class:`~domain.errors.QuanziError`) raised in resolvers keep their
+  message and get ``extensions.code`` (and ``extensions.field``).
+* Syntax and validation errors keep their message (code ``GRAPHQL_VALIDATION_FAILED``).
+* Anything else is logged with the request id and its full traceback, and the client
+  sees ``Internal server error`` with code ``INTERNAL`` and the request id.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+
+from graphql import GraphQLError
+from strawberry.extensions import SchemaExtension
+
+from domain.errors import QuanziError
+
+__all__ = ["ErrorPolicy"]
+
+log = logging.getLogger("quanzi.errors")
+
+
+class ErrorPolicy(SchemaExtension):
+    def _request_id(self) -> str:
+        context = self.execution_context.context
+        return str(getattr(context, "request_id", "-"))
+
+    def _one(self, error: GraphQLError) -> GraphQLError:
+        original = error.original_error
+        if original is None:
+            extensions = dict(error.extensions or {})
+            extensions.setdefault("code", "GRAPHQL_VALIDATION_FAILED")
+            error.extensions = extensions
+            return error
+        if isinstance(original, QuanziError):
+            extensions = {"code": original.code.value}
+            if original.field is not None:
+                extensions["field"] = original.field
+            error.extensions = extensions
+            return error
+        request_id = self._request_id()
+        log.error(
+            "unexpected error in GraphQL operation (request %s) at %s",
+            request_id,
+            ".".join(str(p) for p in (error.path or [])),
+            exc_info=original,
+        )
+        return GraphQLError(
+            "Internal server error",
+            nodes=error.nodes,
+            source=error.source,
+            positions=error.positions,
+            path=error.path,
+            extensions={"code": "INTERNAL", "requestId": request_id},
+        )
+
+    def on_operation(self) -> Iterator[None]:
+        yield
+        result = self.execution_context.result
+        errors = getattr(result, "errors", None)
+        if result is not None and errors:
+            result.errors = [self._one(e) for e in errors]

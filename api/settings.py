@@ -1,0 +1,62 @@
+"""One settings object, from ``QUANZI_*`` environment variables.
+
+Development defaults run everything locally (embedded graph server and Redis under
+``.data/``). Outside development the server refuses the default JWT secret.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from domain.errors import StartupError
+
+__all__ = ["Settings", "DEV_JWT_SECRET"]
+
+DEV_JWT_SECRET = "quanzi-development-secret-do-not-use-in-production"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="QUANZI_", extra="ignore")
+
+    env: Literal["development", "test", "production"] = "development"
+    host: str = "127.0.0.1"
+    port: int = 8000
+    workers: int = Field(default=1, ge=1, le=64)
+
+    #: A real Neo4j 5 (bolt:// or neo4j://). Unset: the embedded ArcadeDB server is started.
+    neo4j_uri: str | None = None
+    neo4j_user: str = "neo4j"
+    neo4j_password: SecretStr = SecretStr("")
+    neo4j_database: str | None = None
+    #: A real Redis >= 6. Unset: a local redis-server is started.
+    redis_url: str | None = None
+
+    jwt_secret: SecretStr = SecretStr(DEV_JWT_SECRET)
+    jwt_issuer: str = "quanzi"
+    jwt_audience: str = "quanzi-api"
+
+    data_dir: Path = Path(".data")
+    embedded_password: SecretStr = SecretStr("quanzi-embedded-dev")
+    demo_members: int = Field(default=10_000, ge=0)
+    demo_seed: int = 7
+    demo_tenant: str = "demo"
+
+    @property
+    def development(self) -> bool:
+        return self.env == "development"
+
+    def check(self) -> None:
+        """Refuse settings that must never reach production."""
+        if not self.development and self.jwt_secret.get_secret_value() == DEV_JWT_SECRET:
+            raise StartupError(
+                f"QUANZI_ENV={self.env} but QUANZI_JWT_SECRET is the development default; "
+                "set a real secret (at least 32 random characters)"
+            )
+        if not self.development and len(self.jwt_secret.get_secret_value()) < 32:
+            raise StartupError("QUANZI_JWT_SECRET must be at least 32 characters outside development")
+        if len(self.embedded_password.get_secret_value()) < 8:
+            raise StartupError("QUANZI_EMBEDDED_PASSWORD must be at least 8 characters (the graph server requires it)")

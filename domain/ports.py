@@ -1,0 +1,176 @@
+"""Ports: what the use cases and resolvers need from storage, as Protocols.
+
+The ``graph`` package implements them against Neo4j/Bolt; resolvers only see these.
+Batch methods take a list of parent ids and return one result per id, in order, so a
+DataLoader can serve a whole GraphQL list in one round trip.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+from typing import Protocol
+
+from domain.commands import (
+    AddComment,
+    CreateCommunity,
+    CreateContent,
+    CreateProduct,
+    RecordPurchase,
+    RegisterMember,
+    UpdateMember,
+)
+from domain.models import (
+    Channel,
+    Comment,
+    Community,
+    CommunityChannel,
+    CommunityKind,
+    Content,
+    InteractionKind,
+    Interest,
+    Member,
+    Membership,
+    MembershipRole,
+    Page,
+    Product,
+    Purchase,
+    Tag,
+)
+
+__all__ = [
+    "MemberOrder",
+    "MemberFilter",
+    "MemberCounts",
+    "CommunityOrder",
+    "CommunityFilter",
+    "CommunityCounts",
+    "ContentCounts",
+    "MemberRepository",
+    "CommunityRepository",
+    "ContentRepository",
+    "CommerceRepository",
+    "Repositories",
+]
+
+
+class MemberOrder(StrEnum):
+    JOINED_AT_DESC = "JOINED_AT_DESC"
+    JOINED_AT_ASC = "JOINED_AT_ASC"
+    LEVEL_DESC = "LEVEL_DESC"
+    DISPLAY_NAME_ASC = "DISPLAY_NAME_ASC"
+
+
+@dataclass(frozen=True, slots=True)
+class MemberFilter:
+    community_id: str | None = None
+    tag_id: str | None = None
+    channel: Channel | None = None
+    min_level: int | None = None
+    max_level: int | None = None
+    joined_from: datetime | None = None
+    joined_to: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class MemberCounts:
+    followers: int = 0
+    following: int = 0
+    communities: int = 0
+    posts: int = 0
+    purchases: int = 0
+    invitees: int = 0
+
+
+class CommunityOrder(StrEnum):
+    CREATED_AT_DESC = "CREATED_AT_DESC"
+    NAME_ASC = "NAME_ASC"
+
+
+@dataclass(frozen=True, slots=True)
+class CommunityFilter:
+    kind: CommunityKind | None = None
+    channel: CommunityChannel | None = None
+    name_contains: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class CommunityCounts:
+    members: int = 0
+    posts: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class ContentCounts:
+    likes: int = 0
+    comments: int = 0
+    shares: int = 0
+    favorites: int = 0
+
+
+class MemberRepository(Protocol):
+    async def get_many(self, tenant: str, ids: Sequence[str]) -> list[Member | None]: ...
+    async def list(
+        self, tenant: str, *, filter: MemberFilter, order: MemberOrder, first: int, after: str | None
+    ) -> Page[Member]: ...
+    async def count(self, tenant: str, *, filter: MemberFilter) -> int: ...
+    async def register(self, tenant: str, cmd: RegisterMember) -> Member: ...
+    async def update(self, tenant: str, member_id: str, cmd: UpdateMember) -> Member: ...
+    async def follow(self, tenant: str, follower: str, followee: str) -> bool: ...
+    async def unfollow(self, tenant: str, follower: str, followee: str) -> bool: ...
+    async def set_inviter(self, tenant: str, invitee: str, inviter: str) -> datetime: ...
+    async def followers(self, tenant: str, ids: Sequence[str], first: int, after: str | None) -> list[Page[Member]]: ...
+    async def following(self, tenant: str, ids: Sequence[str], first: int, after: str | None) -> list[Page[Member]]: ...
+    async def invitees(self, tenant: str, ids: Sequence[str], first: int, after: str | None) -> list[Page[Member]]: ...
+    async def memberships(self, tenant: str, ids: Sequence[str], first: int, after: str | None) -> list[Page[Membership]]: ...
+    async def inviters(self, tenant: str, ids: Sequence[str]) -> list[Member | None]: ...
+    async def interests(self, tenant: str, ids: Sequence[str]) -> list[list[Interest]]: ...
+    async def counts(self, tenant: str, ids: Sequence[str]) -> list[MemberCounts]: ...
+
+
+class CommunityRepository(Protocol):
+    async def get_many(self, tenant: str, ids: Sequence[str]) -> list[Community | None]: ...
+    async def list(
+        self, tenant: str, *, filter: CommunityFilter, order: CommunityOrder, first: int, after: str | None
+    ) -> Page[Community]: ...
+    async def count(self, tenant: str, *, filter: CommunityFilter) -> int: ...
+    async def create(self, tenant: str, cmd: CreateCommunity, *, owner_id: str | None) -> Community: ...
+    async def join(self, tenant: str, member_id: str, community_id: str) -> tuple[Membership, bool]: ...
+    async def leave(self, tenant: str, member_id: str, community_id: str) -> bool: ...
+    async def set_role(self, tenant: str, member_id: str, community_id: str, role: MembershipRole) -> Membership: ...
+    async def role_of(self, tenant: str, member_id: str, community_id: str) -> MembershipRole | None: ...
+    async def members(self, tenant: str, ids: Sequence[str], first: int, after: str | None) -> list[Page[Membership]]: ...
+    async def feed(self, tenant: str, ids: Sequence[str], first: int, after: str | None) -> list[Page[Content]]: ...
+    async def counts(self, tenant: str, ids: Sequence[str]) -> list[CommunityCounts]: ...
+
+
+class ContentRepository(Protocol):
+    async def get_many(self, tenant: str, ids: Sequence[str]) -> list[Content | None]: ...
+    async def comments_by_id(self, tenant: str, ids: Sequence[str]) -> list[Comment | None]: ...
+    async def tags_by_id(self, tenant: str, ids: Sequence[str]) -> list[Tag | None]: ...
+    async def create(self, tenant: str, author_id: str, cmd: CreateContent, *, must_be_member: bool) -> Content: ...
+    async def add_comment(self, tenant: str, author_id: str, cmd: AddComment) -> Comment: ...
+    async def interact(self, tenant: str, member_id: str, content_id: str, kind: InteractionKind, *, on: bool) -> bool: ...
+    async def comments(self, tenant: str, ids: Sequence[str], first: int, after: str | None) -> list[Page[Comment]]: ...
+    async def posts(self, tenant: str, ids: Sequence[str], first: int, after: str | None) -> list[Page[Content]]: ...
+    async def topics(self, tenant: str, ids: Sequence[str]) -> list[list[Tag]]: ...
+    async def counts(self, tenant: str, ids: Sequence[str]) -> list[ContentCounts]: ...
+    async def liked_by(self, tenant: str, member_id: str, ids: Sequence[str]) -> list[bool]: ...
+
+
+class CommerceRepository(Protocol):
+    async def products(self, tenant: str, ids: Sequence[str]) -> list[Product | None]: ...
+    async def create_product(self, tenant: str, cmd: CreateProduct) -> Product: ...
+    async def record_purchase(self, tenant: str, cmd: RecordPurchase) -> tuple[Purchase, bool]: ...
+    async def purchases(self, tenant: str, ids: Sequence[str]) -> list[Purchase | None]: ...
+    async def purchases_of(self, tenant: str, ids: Sequence[str], first: int, after: str | None) -> list[Page[Purchase]]: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Repositories:
+    members: MemberRepository
+    communities: CommunityRepository
+    content: ContentRepository
+    commerce: CommerceRepository

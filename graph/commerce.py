@@ -1,0 +1,201 @@
+"""Products and purchases (orders) in the graph, with idempotent purchase recording.
+
+``recordPurchase`` is safe to send twice: the purchase node carries the client's
+idempotency key under a (tenantId, idempotencyKey) uniqueness constraint. A repeated
+key returns the original purchase and writes nothing; the same key with a different
+request is an ``IDEMPOTENCY_CONFLICT``. Concurrent first attempts race on the
+constraint; the losers read and return the winner's purchase.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from domain.commands import CreateProduct, RecordPurchase
+from domain.errors import AlreadyExists, IdempotencyConflict, NotFound, ValidationFailed
+from domain.ids import Kind, new_id
+from domain.models import Page, Product, Purchase, PurchaseStatus
+from graph.client import GraphClient, Tx, now
+from graph.cypher import cypher
+from graph.mapping import product_from, purchase_from
+from graph.paging import pages_by_parent, time_after, time_key
+
+__all__ = ["GraphCommerceRepository", "request_hash"]
+
+PRODUCTS_BY_ID = cypher(
+    """
+    UNWIND $ids AS id
+    MATCH (p:Product {id: id}) WHERE p.tenantId = $tenant
+    RETURN collect(p) AS products
+    """
+)
+CREATE_PRODUCT = cypher("CREATE (p:Product) SET p = $props RETURN p")
+PURCHASE_BY_KEY = cypher(
+    """
+    MATCH (m:Member)-[:PLACED]->(p:Purchase {tenantId: $tenant, idempotencyKey: $key})
+    RETURN p, m.id AS member, [(p)-[o:OF]->(x:Product) | {productId: x.id, qty: o.qty, unitPrice: o.unitPrice}] AS lines
+    """
+)
+PURCHASE_PRECHECK = cypher(
+    """
+    OPTIONAL MATCH (m:Member {id: $memberId}) WHERE m.tenantId = $tenant
+    WITH m
+    UNWIND $productIds AS pid
+    OPTIONAL MATCH (x:Product {id: pid}) WHERE x.tenantId = $tenant
+    RETURN m IS NOT NULL AS member,
+           collect({id: pid, found: x IS NOT NULL, amount: x.priceAmount, currency: x.priceCurrency}) AS products
+    """
+)
+CREATE_PURCHASE = cypher(
+    """
+    MATCH (m:Member {id: $memberId}) WHERE m.tenantId = $tenant
+    CREATE (m)-[:PLACED {at: $props.at}]->(p:Purchase)
+    SET p = $props
+    WITH p
+    UNWIND $lines AS line
+    MATCH (x:Product {id: line.productId}) WHERE x.tenantId = $tenant
+    CREATE (p)-[:OF {qty: line.qty, unitPrice: line.unitPrice}]->(x)
+    RETURN p, count(*) AS lineCount
+    """
+)
+PURCHASES_BY_ID = cypher(
+    """
+    UNWIND $ids AS id
+    MATCH (m:Member)-[:PLACED]->(p:Purchase {id: id}) WHERE p.tenantId = $tenant
+    RETURN collect({
+      node: p, member: m.id,
+      lines: [(p)-[o:OF]->(x:Product) | {productId: x.id, qty: o.qty, unitPrice: o.unitPrice}]
+    }) AS rows
+    """
+)
+PURCHASES_PAGES = cypher(
+    """
+    UNWIND $ids AS pid
+    MATCH (p:Member {id: pid}) WHERE p.tenantId = $tenant
+    CALL (p) {
+      MATCH (p)-[:PLACED]->(o:Purchase)
+      WHERE $afterAt IS NULL OR o.at < $afterAt OR (o.at = $afterAt AND o.id < $afterId)
+      WITH p, o ORDER BY o.at DESC, o.id DESC LIMIT $limit
+      RETURN collect({
+        node: o, member: p.id,
+        lines: [(o)-[l:OF]->(x:Product) | {productId: x.id, qty: l.qty, unitPrice: l.unitPrice}]
+      }) AS items
+    }
+    RETURN collect({pid: pid, items: items}) AS rows
+    """
+)
+
+
+def request_hash(cmd: RecordPurchase) -> str:
+    """A fingerprint of what the purchase request asks for (not its key or time)."""
+    body = {
+        "member": cmd.member_id,
+        "channel": cmd.channel.value,
+        "lines": [
+            [ln.product_id, ln.quantity, None if ln.unit_price is None else [ln.unit_price.amount, ln.unit_price.currency]]
+            for ln in cmd.lines
+        ],
+        "at": None if cmd.at is None else cmd.at.isoformat(),
+    }
+    return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
+
+
+def _purchase(i: Any) -> Purchase:
+    return purchase_from(i["node"], member_id=i["member"], lines=list(i["lines"]))
+
+
+@dataclass
+class GraphCommerceRepository:
+    graph: GraphClient
+
+    async def products(self, tenant: str, ids: Sequence[str]) -> list[Product | None]:
+        row = await self.graph.read_one(PRODUCTS_BY_ID, tenant=tenant, ids=list(ids))
+        found = {p["id"]: product_from(p) for p in (row["products"] if row else [])}
+        return [found.get(i) for i in ids]
+
+    async def create_product(self, tenant: str, cmd: CreateProduct) -> Product:
+        props = {
+            "id": new_id(Kind.PRODUCT), "tenantId": tenant, "sku": cmd.sku, "name": cmd.name,
+            "category": cmd.category, "priceAmount": cmd.price.amount, "priceCurrency": cmd.price.currency,
+            "createdAt": now(),
+        }
+
+        async def work(tx: Tx) -> Product:
+            row = await self.graph.run_one(tx, CREATE_PRODUCT, props=props)
+            assert row is not None
+            return product_from(row["p"])
+
+        try:
+            return await self.graph.write(work)
+        except AlreadyExists:
+            raise AlreadyExists(f"a product with sku {cmd.sku!r} already exists", field="input.sku") from None
+
+    async def _existing(self, tenant: str, cmd: RecordPurchase, fingerprint: str) -> Purchase | None:
+        row = await self.graph.read_one(PURCHASE_BY_KEY, tenant=tenant, key=cmd.idempotency_key)
+        if row is None:
+            return None
+        if row["p"].get("requestHash") != fingerprint:
+            raise IdempotencyConflict(
+                "this idempotency key was already used for a different purchase", field="input.idempotencyKey"
+            )
+        return purchase_from(row["p"], member_id=row["member"], lines=list(row["lines"]))
+
+    async def record_purchase(self, tenant: str, cmd: RecordPurchase) -> tuple[Purchase, bool]:
+        """Record *cmd* once; return the purchase and whether this call created it."""
+        fingerprint = request_hash(cmd)
+        existing = await self._existing(tenant, cmd, fingerprint)
+        if existing is not None:
+            return existing, False
+        product_ids = [ln.product_id for ln in cmd.lines]
+        if len(set(product_ids)) != len(product_ids):
+            raise ValidationFailed("each product may appear in one line only", field="input.lines")
+
+        async def work(tx: Tx) -> Purchase:
+            check = await self.graph.run_one(tx, PURCHASE_PRECHECK, tenant=tenant, memberId=cmd.member_id, productIds=product_ids)
+            assert check is not None
+            if not check["member"]:
+                raise NotFound(f"no member {cmd.member_id!r}", field="input.memberId")
+            lines: list[dict[str, Any]] = []
+            currencies: set[str] = set()
+            for index, (line, product) in enumerate(zip(cmd.lines, check["products"])):
+                if not product["found"]:
+                    raise NotFound(f"no product {line.product_id!r}", field=f"input.lines[{index}].productId")
+                price = line.unit_price
+                amount = price.amount if price is not None else int(product["amount"])
+                currency = price.currency if price is not None else str(product["currency"])
+                currencies.add(currency)
+                lines.append({"productId": line.product_id, "qty": line.quantity, "unitPrice": amount})
+            if len(currencies) != 1:
+                raise ValidationFailed("all lines of a purchase must be in one currency", field="input.lines")
+            props = {
+                "id": new_id(Kind.PURCHASE), "tenantId": tenant, "amount": sum(ln["qty"] * ln["unitPrice"] for ln in lines),
+                "currency": currencies.pop(), "at": cmd.at or now(), "channel": cmd.channel.value,
+                "status": PurchaseStatus.PAID.value, "idempotencyKey": cmd.idempotency_key, "requestHash": fingerprint,
+            }
+            row = await self.graph.run_one(tx, CREATE_PURCHASE, tenant=tenant, memberId=cmd.member_id, props=props, lines=lines)
+            assert row is not None and int(row["lineCount"]) == len(lines)
+            return purchase_from(row["p"], member_id=cmd.member_id, lines=lines)
+
+        try:
+            return await self.graph.write(work), True
+        except AlreadyExists:
+            # A concurrent request with the same key won the race: return its purchase.
+            winner = await self._existing(tenant, cmd, fingerprint)
+            if winner is None:
+                raise
+            return winner, False
+
+    async def purchases(self, tenant: str, ids: Sequence[str]) -> list[Purchase | None]:
+        row = await self.graph.read_one(PURCHASES_BY_ID, tenant=tenant, ids=list(ids))
+        found = {r["node"]["id"]: _purchase(r) for r in (row["rows"] if row else [])}
+        return [found.get(i) for i in ids]
+
+    async def purchases_of(self, tenant: str, ids: Sequence[str], first: int, after: str | None) -> list[Page[Purchase]]:
+        row = await self.graph.read_one(PURCHASES_PAGES, tenant=tenant, ids=list(ids), limit=first + 1, **time_after(after).params())
+        return pages_by_parent(
+            row["rows"] if row else [], ids, first, _purchase, lambda i: time_key(i["node"]["at"], i["node"]["id"])
+        )

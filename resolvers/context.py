@@ -1,0 +1,128 @@
+"""The typed per-request context and its DataLoaders.
+
+Built by ``api.app`` for every HTTP request (and every websocket operation: loaders must
+not cache across events). Resolvers read it through ``Info[Context, None]``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Generic, TypeVar
+
+from strawberry.dataloader import DataLoader
+
+from domain.auth import Principal
+from domain.models import Comment, Community, Content, Interest, Member, Membership, Page, Product, Purchase, Tag
+from domain.ports import CommunityCounts, ContentCounts, MemberCounts, Repositories
+
+__all__ = ["Context", "Loaders", "PageKey"]
+
+K = TypeVar("K")
+V = TypeVar("V")
+T = TypeVar("T")
+
+#: (parent id, first, after): nested connections of many parents load in one batch.
+PageKey = tuple[str, int, str | None]
+PageFn = Callable[[str, Sequence[str], int, str | None], Awaitable[list[Page[T]]]]
+
+
+def _by_id(fn: Callable[[str, Sequence[str]], Awaitable[list[V]]], tenant: str) -> DataLoader[str, V]:
+    async def load(keys: list[str]) -> list[V]:
+        return await fn(tenant, keys)
+
+    return DataLoader(load_fn=load)
+
+
+def _pages(fn: PageFn[T], tenant: str) -> DataLoader[PageKey, Page[T]]:
+    async def load(keys: list[PageKey]) -> list[Page[T]]:
+        groups: dict[tuple[int, str | None], list[int]] = {}
+        for index, (_, first, after) in enumerate(keys):
+            groups.setdefault((first, after), []).append(index)
+        results: list[Page[T] | None] = [None] * len(keys)
+
+        async def one(first: int, after: str | None, indexes: list[int]) -> None:
+            pages = await fn(tenant, [keys[i][0] for i in indexes], first, after)
+            for i, page in zip(indexes, pages):
+                results[i] = page
+
+        await asyncio.gather(*(one(first, after, idx) for (first, after), idx in groups.items()))
+        return [r for r in results if r is not None]
+
+    return DataLoader(load_fn=load)
+
+
+@dataclass
+class Loaders:
+    member: DataLoader[str, Member | None]
+    community: DataLoader[str, Community | None]
+    content: DataLoader[str, Content | None]
+    comment: DataLoader[str, Comment | None]
+    tag: DataLoader[str, Tag | None]
+    product: DataLoader[str, Product | None]
+    purchase: DataLoader[str, Purchase | None]
+    inviter: DataLoader[str, Member | None]
+    interests: DataLoader[str, list[Interest]]
+    topics: DataLoader[str, list[Tag]]
+    member_counts: DataLoader[str, MemberCounts]
+    community_counts: DataLoader[str, CommunityCounts]
+    content_counts: DataLoader[str, ContentCounts]
+    followers: DataLoader[PageKey, Page[Member]]
+    following: DataLoader[PageKey, Page[Member]]
+    invitees: DataLoader[PageKey, Page[Member]]
+    memberships: DataLoader[PageKey, Page[Membership]]
+    community_members: DataLoader[PageKey, Page[Membership]]
+    feed: DataLoader[PageKey, Page[Content]]
+    posts: DataLoader[PageKey, Page[Content]]
+    comments: DataLoader[PageKey, Page[Comment]]
+    purchases_of: DataLoader[PageKey, Page[Purchase]]
+
+    @classmethod
+    def build(cls, repos: Repositories, tenant: str) -> Loaders:
+        m, c, ct, cm = repos.members, repos.communities, repos.content, repos.commerce
+        return cls(
+            member=_by_id(m.get_many, tenant),
+            community=_by_id(c.get_many, tenant),
+            content=_by_id(ct.get_many, tenant),
+            comment=_by_id(ct.comments_by_id, tenant),
+            tag=_by_id(ct.tags_by_id, tenant),
+            product=_by_id(cm.products, tenant),
+            purchase=_by_id(cm.purchases, tenant),
+            inviter=_by_id(m.inviters, tenant),
+            interests=_by_id(m.interests, tenant),
+            topics=_by_id(ct.topics, tenant),
+            member_counts=_by_id(m.counts, tenant),
+            community_counts=_by_id(c.counts, tenant),
+            content_counts=_by_id(ct.counts, tenant),
+            followers=_pages(m.followers, tenant),
+            following=_pages(m.following, tenant),
+            invitees=_pages(m.invitees, tenant),
+            memberships=_pages(m.memberships, tenant),
+            community_members=_pages(c.members, tenant),
+            feed=_pages(c.feed, tenant),
+            posts=_pages(ct.posts, tenant),
+            comments=_pages(ct.comments, tenant),
+            purchases_of=_pages(cm.purchases_of, tenant),
+        )
+
+
+@dataclass
+class Context:
+    """Everything a resolver may use: who is calling, the ports, and the loaders."""
+
+    principal: Principal
+    repos: Repositories
+    request_id: str
+    _loaders: Loaders | None = field(default=None, repr=False)
+
+    @property
+    def tenant(self) -> str:
+        """The caller's tenant (raises NOT_AUTHENTICATED for anonymous callers)."""
+        return self.principal.require_tenant()
+
+    @property
+    def loaders(self) -> Loaders:
+        if self._loaders is None:
+            self._loaders = Loaders.build(self.repos, self.tenant)
+        return self._loaders

@@ -1,0 +1,368 @@
+"""Members: the Member type, its queries and its mutations (follows, referrals, profile)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import TYPE_CHECKING, Annotated
+
+import strawberry
+
+from domain import models as dm
+from domain.auth import STAFF_ROLES, WRITER_ROLES, mask_phone, mask_wechat_id
+from domain.commands import RegisterMember, UpdateMember, parse
+from domain.errors import PermissionDenied
+from domain.ids import Kind, require_id
+from domain.ports import MemberFilter
+from resolvers.common import (
+    Node,
+    ConflictError,
+    Connection,
+    NotFoundError,
+    PermissionError,
+    ReferralError,
+    ValidationError,
+    XInfo,
+    connection,
+    connection_args,
+    guarded,
+)
+from resolvers.enums import Channel, MemberOrder, TagKind
+
+if TYPE_CHECKING:
+    from resolvers.commerce import Purchase
+    from resolvers.communities import Community
+    from resolvers.content import Content
+
+__all__ = ["Member", "Tag", "Interest", "MembersQuery", "MembersMutation", "load_member", "member_or_raise"]
+
+CommunityRef = Annotated["Community", strawberry.lazy("resolvers.communities")]
+ContentRef = Annotated["Content", strawberry.lazy("resolvers.content")]
+PurchaseRef = Annotated["Purchase", strawberry.lazy("resolvers.commerce")]
+
+
+@strawberry.type(description="A topic or profile tag (标签 / 话题).")
+class Tag(Node):
+    id: strawberry.ID
+    name: str
+    kind: TagKind  # type: ignore[valid-type]
+
+    @classmethod
+    def from_domain(cls, t: dm.Tag) -> Tag:
+        return cls(id=strawberry.ID(t.id), name=t.name, kind=t.kind)
+
+
+@strawberry.type(description="A profile tag on a member with its weight and source (用户画像).")
+class Interest:
+    tag: Tag
+    weight: float
+    source: str
+
+
+def _is_self_or_staff(info: XInfo, member_id: str) -> bool:
+    p = info.context.principal
+    return p.member_id == member_id or p.is_staff
+
+
+@strawberry.type(description="A member (用户 / 会员) of the brand's private domain.")
+class Member(Node):
+    id: strawberry.ID
+    display_name: str
+    joined_at: datetime
+    channel: Channel  # type: ignore[valid-type]
+    level: int = strawberry.field(description="Membership level (会员等级), 0-10.")
+    points: int = strawberry.field(description="Points balance (积分).")
+    city: str | None
+    _m: strawberry.Private[dm.Member]
+
+    @classmethod
+    def from_domain(cls, m: dm.Member) -> Member:
+        return cls(
+            id=strawberry.ID(m.id), display_name=m.display_name, joined_at=m.joined_at, channel=m.channel,
+            level=m.level, points=m.points, city=m.city, _m=m,
+        )
+
+    @strawberry.field(description="Phone number; masked (138****5678) unless the caller holds the pii:read scope.")
+    def phone(self, info: XInfo) -> str | None:
+        return self._m.phone if info.context.principal.can_read_pii() else mask_phone(self._m.phone)
+
+    @strawberry.field(description="WeChat id; masked unless the caller holds the pii:read scope.")
+    def wechat_id(self, info: XInfo) -> str | None:
+        return self._m.wechat_id if info.context.principal.can_read_pii() else mask_wechat_id(self._m.wechat_id)
+
+    @strawberry.field(description="This member's own invite code; visible to the member and to staff.")
+    def invite_code(self, info: XInfo) -> str | None:
+        return self._m.invite_code if _is_self_or_staff(info, self._m.id) else None
+
+    @strawberry.field(description="Consent to marketing messages; visible to the member and to staff.")
+    def marketing_consent(self, info: XInfo) -> bool | None:
+        return self._m.marketing_consent if _is_self_or_staff(info, self._m.id) else None
+
+    @strawberry.field(description="Consent to profiling; visible to the member and to staff.")
+    def profiling_consent(self, info: XInfo) -> bool | None:
+        return self._m.profiling_consent if _is_self_or_staff(info, self._m.id) else None
+
+    @strawberry.field(description="Members who follow this member, newest first.")
+    async def followers(self, info: XInfo, first: int | None = 20, after: str | None = None) -> Connection[Member]:
+        loaders = info.context.loaders
+        page = await loaders.followers.load((self._m.id, connection_args(first), after))
+
+        async def count() -> int:
+            return (await loaders.member_counts.load(self._m.id)).followers
+
+        return connection(page, Member.from_domain, count)
+
+    @strawberry.field(description="Members this member follows, most recent first.")
+    async def following(self, info: XInfo, first: int | None = 20, after: str | None = None) -> Connection[Member]:
+        loaders = info.context.loaders
+        page = await loaders.following.load((self._m.id, connection_args(first), after))
+
+        async def count() -> int:
+            return (await loaders.member_counts.load(self._m.id)).following
+
+        return connection(page, Member.from_domain, count)
+
+    @strawberry.field(description="Members this member invited (REFERRED), newest first.")
+    async def invitees(self, info: XInfo, first: int | None = 20, after: str | None = None) -> Connection[Member]:
+        loaders = info.context.loaders
+        page = await loaders.invitees.load((self._m.id, connection_args(first), after))
+
+        async def count() -> int:
+            return (await loaders.member_counts.load(self._m.id)).invitees
+
+        return connection(page, Member.from_domain, count)
+
+    @strawberry.field(description="The member who invited this one (at most one), or null.")
+    async def invited_by(self, info: XInfo) -> Member | None:
+        inviter = await info.context.loaders.inviter.load(self._m.id)
+        return None if inviter is None else Member.from_domain(inviter)
+
+    @strawberry.field(description="Profile tags with weight and source.")
+    async def interests(self, info: XInfo) -> list[Interest]:
+        rows = await info.context.loaders.interests.load(self._m.id)
+        return [Interest(tag=Tag.from_domain(i.tag), weight=i.weight, source=i.source) for i in rows]
+
+    @strawberry.field(description="Communities this member belongs to, most recently joined first.")
+    async def communities(
+        self, info: XInfo, first: int | None = 20, after: str | None = None
+    ) -> Annotated["MemberCommunityConnection", strawberry.lazy("resolvers.communities")]:
+        from resolvers.communities import member_communities
+
+        return await member_communities(info, self._m.id, connection_args(first), after)
+
+    @strawberry.field(description="Content this member posted, newest first.")
+    async def posts(
+        self, info: XInfo, first: int | None = 20, after: str | None = None
+    ) -> Connection[ContentRef]:
+        from resolvers.content import Content
+
+        loaders = info.context.loaders
+        page = await loaders.posts.load((self._m.id, connection_args(first), after))
+
+        async def count() -> int:
+            return (await loaders.member_counts.load(self._m.id)).posts
+
+        return connection(page, Content.from_domain, count)  # type: ignore[return-value]
+
+    @strawberry.field(description="This member's purchases, newest first (the member themself or staff only).")
+    async def purchases(
+        self, info: XInfo, first: int | None = 20, after: str | None = None
+    ) -> Connection[PurchaseRef]:
+        from resolvers.commerce import Purchase
+
+        if not _is_self_or_staff(info, self._m.id):
+            raise PermissionDenied("only the member and staff can read a member's purchases")
+        loaders = info.context.loaders
+        page = await loaders.purchases_of.load((self._m.id, connection_args(first), after))
+
+        async def count() -> int:
+            return (await loaders.member_counts.load(self._m.id)).purchases
+
+        return connection(page, Purchase.from_domain, count)  # type: ignore[return-value]
+
+
+@strawberry.input(description="Filters of `members`; all optional and combined with AND.")
+class MemberFilterInput:
+    community_id: strawberry.ID | None = None
+    tag_id: strawberry.ID | None = None
+    channel: Channel | None = None  # type: ignore[valid-type]
+    min_level: int | None = None
+    max_level: int | None = None
+    joined_from: datetime | None = strawberry.field(default=None, description="Inclusive.")
+    joined_to: datetime | None = strawberry.field(default=None, description="Exclusive.")
+
+    def to_domain(self) -> MemberFilter:
+        if self.community_id is not None:
+            require_id(self.community_id, Kind.COMMUNITY, field="filter.communityId")
+        if self.tag_id is not None:
+            require_id(self.tag_id, Kind.TAG, field="filter.tagId")
+        return MemberFilter(
+            community_id=self.community_id, tag_id=self.tag_id, channel=self.channel, min_level=self.min_level,
+            max_level=self.max_level, joined_from=self.joined_from, joined_to=self.joined_to,
+        )
+
+
+async def load_member(info: XInfo, member_id: str, *, field: str = "id") -> Member | None:
+    require_id(member_id, Kind.MEMBER, field=field)
+    found = await info.context.loaders.member.load(member_id)
+    return None if found is None else Member.from_domain(found)
+
+
+@strawberry.type
+class MembersQuery:
+    @strawberry.field(description="A member of your tenant by id, or null.")
+    async def member(self, info: XInfo, id: strawberry.ID) -> Member | None:
+        return await load_member(info, id)
+
+    @strawberry.field(description="Members of your tenant (staff only), filtered and sorted, 20 per page by default.")
+    async def members(
+        self,
+        info: XInfo,
+        first: int | None = 20,
+        after: str | None = None,
+        filter: MemberFilterInput | None = None,
+        order_by: MemberOrder = MemberOrder.JOINED_AT_DESC,  # type: ignore[valid-type]
+    ) -> Connection[Member]:
+        ctx = info.context
+        tenant = ctx.principal.require_role(STAFF_ROLES, "listing members")
+        domain_filter = filter.to_domain() if filter else MemberFilter()
+        page = await ctx.repos.members.list(
+            tenant, filter=domain_filter, order=order_by, first=connection_args(first), after=after
+        )
+
+        async def count() -> int:
+            return await ctx.repos.members.count(tenant, filter=domain_filter)
+
+        return connection(page, Member.from_domain, count)
+
+
+# --- mutations -------------------------------------------------------------------------------
+
+
+@strawberry.input
+class RegisterMemberInput:
+    display_name: str
+    phone: str | None = None
+    wechat_id: str | None = None
+    city: str | None = None
+    channel: Channel = dm.Channel.APP  # type: ignore[valid-type]
+    level: int = 0
+    invite_code: str | None = strawberry.field(default=None, description="Another member's invite code: creates the referral.")
+    inviter_id: strawberry.ID | None = strawberry.field(default=None, description="The inviter's id: creates the referral.")
+    marketing_consent: bool = False
+    profiling_consent: bool = False
+
+
+@strawberry.input
+class UpdateMemberInput:
+    display_name: str | None = None
+    phone: str | None = None
+    wechat_id: str | None = None
+    city: str | None = None
+    level: int | None = strawberry.field(default=None, description="Staff only.")
+    marketing_consent: bool | None = None
+    profiling_consent: bool | None = None
+
+
+@strawberry.type
+class MemberPayload:
+    member: Member
+
+
+@strawberry.type
+class FollowPayload:
+    follower: Member
+    followee: Member
+    changed: bool = strawberry.field(description="False when the follow already existed (or was already gone).")
+
+
+@strawberry.type
+class ReferralPayload:
+    inviter: Member
+    invitee: Member
+    at: datetime
+
+
+_Errors = ValidationError | NotFoundError | PermissionError | ConflictError | ReferralError
+MemberResult = Annotated[MemberPayload | _Errors, strawberry.union("MemberResult")]
+FollowResult = Annotated[FollowPayload | _Errors, strawberry.union("FollowResult")]
+ReferralResult = Annotated[ReferralPayload | _Errors, strawberry.union("ReferralResult")]
+
+
+def _input_dict(obj: object) -> dict[str, object]:
+    return {k: v for k, v in vars(obj).items()}
+
+
+async def member_or_raise(info: XInfo, member_id: str, field: str) -> Member:
+    from domain.errors import NotFound
+
+    found = await info.context.loaders.member.load(member_id)
+    if found is None:
+        raise NotFound(f"no member {member_id!r}", field=field)
+    return Member.from_domain(found)
+
+
+@strawberry.type
+class MembersMutation:
+    @strawberry.mutation(description="Register a member (brand backends: operator, integrator, admin). "
+                         "An invite code or inviter id creates the REFERRED relationship.")
+    async def register_member(self, info: XInfo, input: RegisterMemberInput) -> MemberResult:
+        async def work() -> MemberPayload:
+            tenant = info.context.principal.require_role(WRITER_ROLES, "registering members")
+            cmd = parse(RegisterMember, _input_dict(input))
+            member = await info.context.repos.members.register(tenant, cmd)
+            return MemberPayload(member=Member.from_domain(member))
+
+        return await guarded(work)  # type: ignore[return-value]
+
+    @strawberry.mutation(description="Change a member's profile. Members may change their own (not their level).")
+    async def update_member(self, info: XInfo, member_id: strawberry.ID, input: UpdateMemberInput) -> MemberResult:
+        async def work() -> MemberPayload:
+            principal = info.context.principal
+            require_id(member_id, Kind.MEMBER, field="memberId")
+            acting = principal.acting_member(member_id)
+            cmd = parse(UpdateMember, _input_dict(input))
+            if cmd.level is not None and not principal.has_any(WRITER_ROLES):
+                raise PermissionDenied("only staff can change a member's level", field="input.level")
+            member = await info.context.repos.members.update(principal.require_tenant(), acting, cmd)
+            return MemberPayload(member=Member.from_domain(member))
+
+        return await guarded(work)  # type: ignore[return-value]
+
+    @strawberry.mutation(description="Follow a member (idempotent). Staff may act for a member with asMemberId.")
+    async def follow_member(self, info: XInfo, member_id: strawberry.ID, as_member_id: strawberry.ID | None = None) -> FollowResult:
+        return await _follow(info, member_id, as_member_id, on=True)
+
+    @strawberry.mutation(description="Stop following a member (idempotent).")
+    async def unfollow_member(self, info: XInfo, member_id: strawberry.ID, as_member_id: strawberry.ID | None = None) -> FollowResult:
+        return await _follow(info, member_id, as_member_id, on=False)
+
+    @strawberry.mutation(description="Attribute an existing member to an inviter (staff). At most one inviter per "
+                         "member; self-referral and cycles are rejected.")
+    async def set_inviter(self, info: XInfo, member_id: strawberry.ID, inviter_id: strawberry.ID) -> ReferralResult:
+        async def work() -> ReferralPayload:
+            tenant = info.context.principal.require_role(WRITER_ROLES, "attributing referrals")
+            require_id(member_id, Kind.MEMBER, field="memberId")
+            require_id(inviter_id, Kind.MEMBER, field="inviterId")
+            at = await info.context.repos.members.set_inviter(tenant, member_id, inviter_id)
+            invitee = await member_or_raise(info, member_id, "memberId")
+            inviter = await member_or_raise(info, inviter_id, "inviterId")
+            return ReferralPayload(inviter=inviter, invitee=invitee, at=at)
+
+        return await guarded(work)  # type: ignore[return-value]
+
+
+async def _follow(info: XInfo, member_id: str, as_member_id: str | None, *, on: bool) -> FollowResult:
+    async def work() -> FollowPayload:
+        principal = info.context.principal
+        require_id(member_id, Kind.MEMBER, field="memberId")
+        if as_member_id is not None:
+            require_id(as_member_id, Kind.MEMBER, field="asMemberId")
+        acting = principal.acting_member(as_member_id, field="asMemberId")
+        tenant = principal.require_tenant()
+        repo = info.context.repos.members
+        changed = await (repo.follow if on else repo.unfollow)(tenant, acting, member_id)
+        follower = await member_or_raise(info, acting, "asMemberId")
+        followee = await member_or_raise(info, member_id, "memberId")
+        return FollowPayload(follower=follower, followee=followee, changed=changed)
+
+    return await guarded(work)  # type: ignore[return-value]

@@ -1,0 +1,44 @@
+"""The one schema, composed from feature modules."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import strawberry
+from strawberry.extensions import SchemaExtension
+from strawberry.schema.config import StrawberryConfig
+
+from resolvers.common import MINOR_UNITS_SCALAR, MinorUnits
+
+from resolvers.commerce import CommerceMutation, CommerceQuery
+from resolvers.communities import CommunitiesMutation, CommunitiesQuery
+from resolvers.content import ContentMutation, ContentQuery
+from resolvers.members import MembersMutation, MembersQuery
+from resolvers.node import NodeQuery
+
+__all__ = ["Query", "Mutation", "build_schema"]
+
+
+@strawberry.type
+class Query(NodeQuery, MembersQuery, CommunitiesQuery, ContentQuery, CommerceQuery):
+    pass
+
+
+@strawberry.type
+class Mutation(MembersMutation, CommunitiesMutation, ContentMutation, CommerceMutation):
+    pass
+
+
+def build_schema(extensions: Sequence[type[SchemaExtension] | Callable[[], SchemaExtension]] = ()) -> strawberry.Schema:
+    from resolvers.commerce import Product, Purchase
+    from resolvers.content import Comment, Content
+    from resolvers.communities import Community
+    from resolvers.members import Member, Tag
+
+    return strawberry.Schema(
+        query=Query,
+        mutation=Mutation,
+        types=[Member, Community, Content, Comment, Tag, Product, Purchase],
+        extensions=list(extensions),
+        config=StrawberryConfig(scalar_map={MinorUnits: MINOR_UNITS_SCALAR}),
+    )

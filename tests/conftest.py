@@ -1,0 +1,123 @@
+"""Session fixtures: one real embedded graph server and one real redis-server for the run.
+
+Tests are isolated by tenant: every test gets a fresh tenant id, and every query the
+application sends is scoped to the caller's tenant, so tests never see each other's data.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import pytest_asyncio
+from starlette.applications import Starlette
+
+from api.app import create_app
+from api.auth import issue_token
+from api.settings import Settings
+from graph.client import GraphClient
+from graph.embedded import EmbeddedStack
+from graph.migrations import migrate
+
+PASSWORD = "quanzi-test-password"
+JWT_SECRET = "test-secret-" + "x" * 40
+
+
+@pytest.fixture(scope="session")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedStack]:
+    s = EmbeddedStack(tmp_path_factory.mktemp("stack"), PASSWORD, persistent=False)
+    s.start()
+    try:
+        yield s
+    finally:
+        s.stop()
+
+
+@pytest_asyncio.fixture(scope="session")
+async def graph(stack: EmbeddedStack) -> AsyncIterator[GraphClient]:
+    assert stack.graph is not None
+    client = GraphClient.connect(stack.graph.uri, user="root", password=PASSWORD, database="quanzi")
+    await migrate(client)
+    try:
+        yield client
+    finally:
+        await client.close()
+
+
+@pytest.fixture
+def tenant() -> str:
+    return "ten_" + uuid.uuid4().hex[:16]
+
+
+@pytest.fixture(scope="session")
+def settings() -> Settings:
+    return Settings(env="test", jwt_secret=JWT_SECRET, demo_members=0)  # type: ignore[arg-type]
+
+
+@pytest_asyncio.fixture(scope="session")
+async def app(stack: EmbeddedStack, graph: GraphClient, settings: Settings) -> AsyncIterator[Starlette]:
+    assert stack.graph is not None and stack.redis is not None
+    application = create_app(
+        settings, graph_uri=stack.graph.uri, redis_url=stack.redis.url, graph_user="root",
+        graph_password=PASSWORD, graph_database="quanzi",
+    )
+    async with application.router.lifespan_context(application):
+        yield application
+
+
+@pytest_asyncio.fixture(scope="session")
+async def http(app: Starlette) -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://quanzi.test") as client:
+        yield client
+
+
+@pytest.fixture
+def app_graph(app: Starlette) -> GraphClient:
+    """The app's own graph client (its round-trip counter sees what requests send)."""
+    return app.state.resources.graph  # type: ignore[no-any-return]
+
+
+class Api:
+    """Send GraphQL over HTTP as a given principal."""
+
+    def __init__(self, http: httpx.AsyncClient, settings: Settings, tenant: str) -> None:
+        self.http = http
+        self.settings = settings
+        self.tenant = tenant
+
+    def token(self, *roles: str, member: str | None = None, scopes: tuple[str, ...] = (), tenant: str | None = None) -> str:
+        return issue_token(self.settings, tenant=tenant or self.tenant, roles=roles or ("member",), member_id=member,
+                           scopes=scopes)
+
+    async def raw(self, query: str, variables: dict[str, Any] | None = None, *, token: str | None = None) -> httpx.Response:
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        return await self.http.post("/graphql", json={"query": query, "variables": variables or {}}, headers=headers)
+
+    async def __call__(self, query: str, variables: dict[str, Any] | None = None, *, token: str | None = None) -> dict[str, Any]:
+        response = await self.raw(query, variables, token=token)
+        assert response.status_code == 200, response.text
+        body: dict[str, Any] = response.json()
+        return body
+
+    async def ok(self, query: str, variables: dict[str, Any] | None = None, *, token: str | None = None) -> dict[str, Any]:
+        body = await self(query, variables, token=token)
+        assert "errors" not in body, body["errors"]
+        data: dict[str, Any] = body["data"]
+        return data
+
+
+@pytest.fixture
+def api(http: httpx.AsyncClient, settings: Settings, tenant: str) -> Api:
+    return Api(http, settings, tenant)
+
+
+@pytest.fixture
+def operator_token(api: Api) -> str:
+    return api.token("operator")
+
+
+ROOT = Path(__file__).resolve().parent.parent
