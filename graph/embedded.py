@@ -179,6 +179,15 @@ class EmbeddedGraph:
         except urllib.error.HTTPError as exc:
             return int(exc.code), bytes(exc.read())
 
+    def create_database(self, name: str) -> None:
+        """Create database *name* unless it exists (ArcadeDB creates databases over HTTP, not Cypher)."""
+        status, body = self._http("GET", f"/api/v1/exists/{name}")
+        if status == 200 and json.loads(body).get("result") is True:
+            return
+        status, body = self._http("POST", "/api/v1/server", {"command": f"create database {name}"})
+        if status >= 300:
+            raise StartupError(f"the embedded graph server could not create database {name!r}: {body[:300]!r}")
+
     def _create_database(self, deadline: float) -> None:
         while True:
             try:
@@ -193,11 +202,7 @@ class EmbeddedGraph:
                 f"the embedded graph server in {self.root} was created with another root password; "
                 "delete that folder or set QUANZI_EMBEDDED_PASSWORD to the original one"
             )
-        if status == 200 and json.loads(body).get("result") is True:
-            return
-        status, body = self._http("POST", "/api/v1/server", {"command": f"create database {self.database}"})
-        if status >= 300:
-            raise StartupError(f"the embedded graph server could not create database {self.database!r}: {body[:300]!r}")
+        self.create_database(self.database)
 
     def stop(self) -> None:
         _stop_process(self.proc)
