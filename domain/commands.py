@@ -12,7 +12,15 @@ import re
 from datetime import UTC, datetime
 from typing import Annotated, Any, TypeVar
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from domain.errors import ValidationFailed
 from domain.ids import ID_PATTERN
@@ -85,6 +93,12 @@ class RegisterMember(_Command):
     marketing_consent: bool = False
     profiling_consent: bool = False
 
+    @field_validator("invite_code", mode="before")
+    @classmethod
+    def _upper(cls, code: object) -> object:
+        """People type invite codes in any case."""
+        return code.strip().upper() if isinstance(code, str) else code
+
     @model_validator(mode="after")
     def _one_inviter(self) -> RegisterMember:
         if self.invite_code is not None and self.inviter_id is not None:
@@ -152,14 +166,15 @@ class RecordPurchase(_Command):
     idempotency_key: Annotated[str, Field(pattern=r"^[A-Za-z0-9:._-]{8,128}$")]
     at: datetime | None = None
 
-    @model_validator(mode="after")
-    def _past(self) -> RecordPurchase:
-        if self.at is not None:
-            if self.at.tzinfo is None:
+    @field_validator("at")
+    @classmethod
+    def _past(cls, at: datetime | None) -> datetime | None:
+        if at is not None:
+            if at.tzinfo is None:
                 raise ValueError("at must carry a time zone")
-            if self.at > datetime.now(UTC):
+            if at > datetime.now(UTC):
                 raise ValueError("at must not be in the future")
-        return self
+        return at
 
 
 class SetMemberRole(_Command):
@@ -179,7 +194,7 @@ def _field_path(loc: tuple[int | str, ...], prefix: str) -> str:
         if isinstance(part, int):
             path += f"[{part}]"
         else:
-            path += "." + _camel(part)
+            path += ("." if path else "") + _camel(part)
     return path
 
 

@@ -48,15 +48,17 @@ POST_PRECHECK = cypher(
            a IS NOT NULL AND k IS NOT NULL AND EXISTS { (a)-[:MEMBER_OF]->(k) } AS isMember
     """
 )
+# Topics come as two parallel lists: ArcadeDB fails the first run of a MERGE whose pattern
+# reads a map's key (``name: topic.name``) with "Encountered a map assigned to property".
 CREATE_CONTENT = cypher(
     """
     MATCH (a:Member {id: $authorId}) WHERE a.tenantId = $tenant
     MATCH (k:Community {id: $communityId}) WHERE k.tenantId = $tenant
     CREATE (a)-[:POSTED {at: $now}]->(c:Content)-[:IN]->(k)
     SET c = $props
-    FOREACH (topic IN $topics |
-      MERGE (t:Tag {tenantId: $tenant, kind: 'topic', name: topic.name})
-      ON CREATE SET t.id = topic.id
+    FOREACH (i IN range(0, size($topicNames) - 1) |
+      MERGE (t:Tag {tenantId: $tenant, kind: 'topic', name: $topicNames[i]})
+      ON CREATE SET t.id = $topicIds[i]
       MERGE (c)-[:ABOUT]->(t))
     RETURN c
     """
@@ -230,7 +232,7 @@ class GraphContentRepository:
             }
             row = await self.graph.run_one(
                 tx, CREATE_CONTENT, tenant=tenant, authorId=author_id, communityId=cmd.community_id, props=props,
-                now=at, topics=[{"name": t, "id": new_id(Kind.TAG)} for t in topics],
+                now=at, topicNames=topics, topicIds=[new_id(Kind.TAG) for _ in topics],
             )
             assert row is not None
             return content_from(row["c"], author_id=author_id, community_id=cmd.community_id)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import datetime
 from typing import Annotated
 
@@ -153,9 +154,10 @@ PurchaseResult = Annotated[PurchasePayload | _Errors, strawberry.union("Purchase
 
 
 def _plain(value: object) -> object:
+    """Strawberry input objects (dataclass instances) as nested dicts; enums and scalars as they are."""
     if isinstance(value, list):
         return [_plain(v) for v in value]
-    if hasattr(value, "__strawberry_definition__"):
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
         return {k: _plain(v) for k, v in vars(value).items()}
     return value
 

@@ -10,7 +10,7 @@ import strawberry
 from domain import models as dm
 from domain.auth import STAFF_ROLES, WRITER_ROLES, mask_phone, mask_wechat_id
 from domain.commands import RegisterMember, UpdateMember, parse
-from domain.errors import PermissionDenied
+from domain.errors import PermissionDenied, ValidationFailed
 from domain.ids import Kind, require_id
 from domain.ports import MemberFilter
 from resolvers.common import (
@@ -195,6 +195,11 @@ class MemberFilterInput:
             require_id(self.community_id, Kind.COMMUNITY, field="filter.communityId")
         if self.tag_id is not None:
             require_id(self.tag_id, Kind.TAG, field="filter.tagId")
+        for name, value in (("joinedFrom", self.joined_from), ("joinedTo", self.joined_to)):
+            if value is not None and value.tzinfo is None:
+                # Neo4j compares a zoned and a local datetime as null: the filter would match nobody.
+                raise ValidationFailed(f"filter.{name} must carry a time zone (e.g. 2026-01-01T00:00:00Z)",
+                                       field=f"filter.{name}")
         return MemberFilter(
             community_id=self.community_id, tag_id=self.tag_id, channel=self.channel, min_level=self.min_level,
             max_level=self.max_level, joined_from=self.joined_from, joined_to=self.joined_to,
