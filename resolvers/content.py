@@ -75,6 +75,11 @@ class Content(Node):
     async def favorite_count(self, info: XInfo) -> int:
         return (await info.context.loaders.content_counts.load(self._c.id)).favorites
 
+    @strawberry.field(description="Whether the calling member likes it; null when the token is not a member's.")
+    async def viewer_has_liked(self, info: XInfo) -> bool | None:
+        loader = info.context.loaders.viewer_liked
+        return None if loader is None else await loader.load(self._c.id)
+
     @strawberry.field(description="Comments, newest first.")
     async def comments(self, info: XInfo, first: int | None = 20, after: str | None = None) -> Connection[Comment]:
         loaders = info.context.loaders

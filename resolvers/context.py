@@ -77,9 +77,10 @@ class Loaders:
     posts: DataLoader[PageKey, Page[Content]]
     comments: DataLoader[PageKey, Page[Comment]]
     purchases_of: DataLoader[PageKey, Page[Purchase]]
+    viewer_liked: DataLoader[str, bool] | None
 
     @classmethod
-    def build(cls, repos: Repositories, tenant: str) -> Loaders:
+    def build(cls, repos: Repositories, tenant: str, viewer: str | None = None) -> Loaders:
         m, c, ct, cm = repos.members, repos.communities, repos.content, repos.commerce
         return cls(
             member=_by_id(m.get_many, tenant),
@@ -104,6 +105,9 @@ class Loaders:
             posts=_pages(ct.posts, tenant),
             comments=_pages(ct.comments, tenant),
             purchases_of=_pages(cm.purchases_of, tenant),
+            viewer_liked=None if viewer is None else _by_id(
+                lambda t, ids: ct.liked_by(t, viewer, ids), tenant  # type: ignore[arg-type]
+            ),
         )
 
 
@@ -124,5 +128,5 @@ class Context:
     @property
     def loaders(self) -> Loaders:
         if self._loaders is None:
-            self._loaders = Loaders.build(self.repos, self.tenant)
+            self._loaders = Loaders.build(self.repos, self.tenant, self.principal.member_id)
         return self._loaders

@@ -24,6 +24,8 @@ from graph.embedded import EmbeddedStack
 from graph.migrations import migrate
 
 PASSWORD = "quanzi-test-password"
+#: every GraphClient the session opened: their `executed` sets show which statements ran
+CLIENTS: list[GraphClient] = []
 JWT_SECRET = "test-secret-" + "x" * 40
 
 
@@ -42,6 +44,7 @@ async def graph(stack: EmbeddedStack) -> AsyncIterator[GraphClient]:
     assert stack.graph is not None
     client = GraphClient.connect(stack.graph.uri, user="root", password=PASSWORD, database="quanzi")
     await migrate(client)
+    CLIENTS.append(client)
     try:
         yield client
     finally:
@@ -66,6 +69,7 @@ async def app(stack: EmbeddedStack, graph: GraphClient, settings: Settings) -> A
         graph_password=PASSWORD, graph_database="quanzi",
     )
     async with application.router.lifespan_context(application):
+        CLIENTS.append(application.state.resources.graph)
         yield application
 
 
@@ -121,3 +125,22 @@ def operator_token(api: Api) -> str:
 
 
 ROOT = Path(__file__).resolve().parent.parent
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """On a full run, every registered Cypher statement must have run on the embedded server."""
+    from graph.cypher import all_statements
+
+    full_run = not session.config.option.file_or_dir and not session.config.option.keyword \
+        and not session.config.option.markexpr
+    if not full_run or exitstatus != 0 or not CLIENTS:
+        return
+    executed = set().union(*(c.executed for c in CLIENTS))
+    missing = [st for st in all_statements() if st.text not in executed]
+    if missing:
+        reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+        lines = [f"{len(missing)} registered Cypher statement(s) never ran on the embedded server:"]
+        lines += [f"  {st.module}: {' '.join(st.text.split())[:110]}" for st in missing]
+        if reporter is not None:
+            reporter.write_line("\n".join(lines), red=True)
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED

@@ -328,3 +328,13 @@ async def test_topics_are_per_tenant(api, world):
     assert mine[0]["id"] != theirs[0]["id"]
     data = await api.ok("query($id: ID!) { node(id: $id) { id } }", {"id": mine[0]["id"]}, token=other)
     assert data == {"node": None}
+
+
+async def test_viewer_has_liked_follows_the_calling_member(api, world, article, operator_token):
+    query = "query($id: ID!) { content(id: $id) { viewerHasLiked } }"
+    as_bob = api.token("member", member=world["bob"])
+    as_alice = api.token("member", member=world["alice"])
+    await interact(api, "likeContent", as_bob, article)
+    assert (await api.ok(query, {"id": article}, token=as_bob))["content"] == {"viewerHasLiked": True}
+    assert (await api.ok(query, {"id": article}, token=as_alice))["content"] == {"viewerHasLiked": False}
+    assert (await api.ok(query, {"id": article}, token=operator_token))["content"] == {"viewerHasLiked": None}
