@@ -145,6 +145,9 @@ class Membership:
     community_id: str
     role: MembershipRole
     joined_at: datetime
+    #: the other end, when the repository read it in the same statement
+    member: Member | None = None
+    community: Community | None = None
 
 
 @dataclass(frozen=True, slots=True)

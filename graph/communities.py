@@ -123,7 +123,7 @@ COMMUNITY_MEMBERS_PAGES = cypher(
       MATCH (p)<-[r:MEMBER_OF]-(m:Member)
       WHERE $afterAt IS NULL OR r.joinedAt < $afterAt OR (r.joinedAt = $afterAt AND m.id < $afterId)
       WITH p, m, r ORDER BY r.joinedAt DESC, m.id DESC LIMIT $limit
-      RETURN collect({id: m.id, community: p.id, at: r.joinedAt, role: r.role}) AS items
+      RETURN collect({id: m.id, community: p.id, at: r.joinedAt, role: r.role, node: m}) AS items
     }
     RETURN collect({pid: pid, items: items}) AS rows
     """
@@ -279,7 +279,7 @@ class GraphCommunityRepository:
         )
         return pages_by_parent(
             row["rows"] if row else [], ids, first,
-            lambda i: membership_from(i["id"], i["community"], {"role": i["role"], "joinedAt": i["at"]}),
+            lambda i: membership_from(i["id"], i["community"], {"role": i["role"], "joinedAt": i["at"]}, member=i["node"]),
             lambda i: time_key(i["at"], i["id"]),
         )
 

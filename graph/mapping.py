@@ -74,12 +74,16 @@ def community_from(p: Props) -> Community:
     )
 
 
-def membership_from(member_id: str, community_id: str, rel: Props) -> Membership:
+def membership_from(
+    member_id: str, community_id: str, rel: Props, *, member: Props | None = None, community: Props | None = None
+) -> Membership:
     return Membership(
         member_id=member_id,
         community_id=community_id,
         role=MembershipRole(rel.get("role") or "member"),
         joined_at=to_datetime(rel["joinedAt"]),
+        member=None if member is None else member_from(member),
+        community=None if community is None else community_from(community),
     )
 
 

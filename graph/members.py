@@ -216,7 +216,7 @@ MEMBERSHIPS_PAGES = cypher(
       MATCH (p)-[r:MEMBER_OF]->(c:Community)
       WHERE $afterAt IS NULL OR r.joinedAt < $afterAt OR (r.joinedAt = $afterAt AND c.id < $afterId)
       WITH p, c, r ORDER BY r.joinedAt DESC, c.id DESC LIMIT $limit
-      RETURN collect({id: c.id, member: p.id, at: r.joinedAt, role: r.role}) AS items
+      RETURN collect({id: c.id, member: p.id, at: r.joinedAt, role: r.role, node: c}) AS items
     }
     RETURN collect({pid: pid, items: items}) AS rows
     """
@@ -461,7 +461,7 @@ class GraphMemberRepository:
         row = await self.graph.read_one(MEMBERSHIPS_PAGES, tenant=tenant, ids=list(ids), limit=first + 1, **time_after(after).params())
         return pages_by_parent(
             row["rows"] if row else [], ids, first,
-            lambda i: membership_from(i["member"], i["id"], {"role": i["role"], "joinedAt": i["at"]}),
+            lambda i: membership_from(i["member"], i["id"], {"role": i["role"], "joinedAt": i["at"]}, community=i["node"]),
             lambda i: time_key(i["at"], i["id"]),
         )
 

@@ -71,7 +71,9 @@ class Community(Node):
     async def members(self, info: XInfo, first: int | None = 20, after: str | None = None) -> CommunityMemberConnection:
         loaders = info.context.loaders
         page = await loaders.community_members.load((self._c.id, connection_args(first), after))
-        members = await loaders.member.load_many([m.member_id for m in page.items])
+        members = [ms.member for ms in page.items]
+        if any(m is None for m in members):
+            members = await loaders.member.load_many([ms.member_id for ms in page.items])
         edges = [
             CommunityMemberEdge(cursor=cursor, role=ms.role, joined_at=ms.joined_at, node=Member.from_domain(m))
             for cursor, ms, m in zip(page.cursors, page.items, members)
@@ -127,7 +129,9 @@ class MemberCommunityConnection(ConnectionBase):
 async def member_communities(info: XInfo, member_id: str, first: int, after: str | None) -> MemberCommunityConnection:
     loaders = info.context.loaders
     page = await loaders.memberships.load((member_id, first, after))
-    communities = await loaders.community.load_many([m.community_id for m in page.items])
+    communities = [ms.community for ms in page.items]
+    if any(c is None for c in communities):
+        communities = await loaders.community.load_many([ms.community_id for ms in page.items])
     edges = [
         MemberCommunityEdge(cursor=cursor, role=ms.role, joined_at=ms.joined_at, node=Community.from_domain(c))
         for cursor, ms, c in zip(page.cursors, page.items, communities)
