@@ -14,9 +14,9 @@ from domain.commands import CreateProduct, RecordPurchase, parse
 from domain.errors import PermissionDenied
 from domain.ids import Kind, require_id
 from resolvers.common import (
-    Node,
     ConflictError,
     Money,
+    Node,
     NotFoundError,
     PermissionError,
     ReferralError,

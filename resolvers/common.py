@@ -6,6 +6,7 @@ from collections.abc import Awaitable, Callable
 from typing import Generic, NewType, TypeVar
 
 import strawberry
+from strawberry.dataloader import DataLoader
 from strawberry.types import Info
 
 from domain.errors import ErrorCode as DomainErrorCode
@@ -33,6 +34,8 @@ __all__ = [
     "ConnectionBase",
     "Edge",
     "connection",
+    "load_page",
+    "wants_items",
     "guarded",
     "XInfo",
 ]
@@ -76,6 +79,7 @@ class Node:
 
 N = TypeVar("N")
 D = TypeVar("D")
+K = TypeVar("K")
 
 
 @strawberry.type
@@ -122,6 +126,25 @@ def connection(page: Page[D], convert: Callable[[D], N], count: Callable[[], Awa
         _page=page,  # type: ignore[arg-type]
         _count=count,
     )
+
+
+EMPTY_PAGE: Page[object] = Page(items=(), cursors=(), has_next=False)
+
+
+def wants_items(info: XInfo) -> bool:
+    """False when the query asks a connection only for ``totalCount`` (skip loading the page)."""
+    for selected in info.selected_fields:
+        for sub in selected.selections:
+            if getattr(sub, "name", None) not in ("totalCount", "__typename"):
+                return True
+    return False
+
+
+async def load_page(info: XInfo, loader: DataLoader[K, Page[D]], key: K) -> Page[D]:
+    """The page for *key*, or an empty one when the query wants only ``totalCount``."""
+    if not wants_items(info):
+        return EMPTY_PAGE  # type: ignore[return-value]
+    return await loader.load(key)
 
 
 def connection_args(first: int | None, *, field: str = "first") -> int:

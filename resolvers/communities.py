@@ -14,10 +14,10 @@ from domain.errors import PermissionDenied
 from domain.ids import Kind, require_id
 from domain.ports import CommunityFilter
 from resolvers.common import (
-    Node,
     ConflictError,
     Connection,
     ConnectionBase,
+    Node,
     NotFoundError,
     PermissionError,
     ReferralError,
@@ -26,6 +26,7 @@ from resolvers.common import (
     connection,
     connection_args,
     guarded,
+    load_page,
 )
 from resolvers.enums import CommunityChannel, CommunityKind, CommunityOrder, MembershipRole
 from resolvers.members import Member, member_or_raise
@@ -70,7 +71,7 @@ class Community(Node):
     @strawberry.field(description="Members with their role, most recently joined first.")
     async def members(self, info: XInfo, first: int | None = 20, after: str | None = None) -> CommunityMemberConnection:
         loaders = info.context.loaders
-        page = await loaders.community_members.load((self._c.id, connection_args(first), after))
+        page = await load_page(info, loaders.community_members, (self._c.id, connection_args(first), after))
         members = [ms.member for ms in page.items]
         if any(m is None for m in members):
             members = await loaders.member.load_many([ms.member_id for ms in page.items])
@@ -90,7 +91,7 @@ class Community(Node):
         from resolvers.content import Content
 
         loaders = info.context.loaders
-        page = await loaders.feed.load((self._c.id, connection_args(first), after))
+        page = await load_page(info, loaders.feed, (self._c.id, connection_args(first), after))
 
         async def count() -> int:
             return (await loaders.community_counts.load(self._c.id)).posts
@@ -128,7 +129,7 @@ class MemberCommunityConnection(ConnectionBase):
 
 async def member_communities(info: XInfo, member_id: str, first: int, after: str | None) -> MemberCommunityConnection:
     loaders = info.context.loaders
-    page = await loaders.memberships.load((member_id, first, after))
+    page = await load_page(info, loaders.memberships, (member_id, first, after))
     communities = [ms.community for ms in page.items]
     if any(c is None for c in communities):
         communities = await loaders.community.load_many([ms.community_id for ms in page.items])

@@ -11,9 +11,9 @@ from domain import models as dm
 from domain.commands import AddComment, CreateContent, parse
 from domain.ids import Kind, require_id
 from resolvers.common import (
-    Node,
     ConflictError,
     Connection,
+    Node,
     NotFoundError,
     PermissionError,
     ReferralError,
@@ -22,6 +22,7 @@ from resolvers.common import (
     connection,
     connection_args,
     guarded,
+    load_page,
 )
 from resolvers.communities import Community
 from resolvers.enums import ContentKind
@@ -83,7 +84,7 @@ class Content(Node):
     @strawberry.field(description="Comments, newest first.")
     async def comments(self, info: XInfo, first: int | None = 20, after: str | None = None) -> Connection[Comment]:
         loaders = info.context.loaders
-        page = await loaders.comments.load((self._c.id, connection_args(first), after))
+        page = await load_page(info, loaders.comments, (self._c.id, connection_args(first), after))
 
         async def count() -> int:
             return (await loaders.content_counts.load(self._c.id)).comments

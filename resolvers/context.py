@@ -14,7 +14,18 @@ from typing import Generic, TypeVar
 from strawberry.dataloader import DataLoader
 
 from domain.auth import Principal
-from domain.models import Comment, Community, Content, Interest, Member, Membership, Page, Product, Purchase, Tag
+from domain.models import (
+    Comment,
+    Community,
+    Content,
+    Interest,
+    Member,
+    Membership,
+    Page,
+    Product,
+    Purchase,
+    Tag,
+)
 from domain.ports import CommunityCounts, ContentCounts, MemberCounts, Repositories
 
 __all__ = ["Context", "Loaders", "PageKey"]

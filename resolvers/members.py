@@ -14,9 +14,9 @@ from domain.errors import PermissionDenied, ValidationFailed
 from domain.ids import Kind, require_id
 from domain.ports import MemberFilter
 from resolvers.common import (
-    Node,
     ConflictError,
     Connection,
+    Node,
     NotFoundError,
     PermissionError,
     ReferralError,
@@ -25,6 +25,7 @@ from resolvers.common import (
     connection,
     connection_args,
     guarded,
+    load_page,
 )
 from resolvers.enums import Channel, MemberOrder, TagKind
 
@@ -104,7 +105,7 @@ class Member(Node):
     @strawberry.field(description="Members who follow this member, newest first.")
     async def followers(self, info: XInfo, first: int | None = 20, after: str | None = None) -> Connection[Member]:
         loaders = info.context.loaders
-        page = await loaders.followers.load((self._m.id, connection_args(first), after))
+        page = await load_page(info, loaders.followers, (self._m.id, connection_args(first), after))
 
         async def count() -> int:
             return (await loaders.member_counts.load(self._m.id)).followers
@@ -114,7 +115,7 @@ class Member(Node):
     @strawberry.field(description="Members this member follows, most recent first.")
     async def following(self, info: XInfo, first: int | None = 20, after: str | None = None) -> Connection[Member]:
         loaders = info.context.loaders
-        page = await loaders.following.load((self._m.id, connection_args(first), after))
+        page = await load_page(info, loaders.following, (self._m.id, connection_args(first), after))
 
         async def count() -> int:
             return (await loaders.member_counts.load(self._m.id)).following
@@ -124,7 +125,7 @@ class Member(Node):
     @strawberry.field(description="Members this member invited (REFERRED), newest first.")
     async def invitees(self, info: XInfo, first: int | None = 20, after: str | None = None) -> Connection[Member]:
         loaders = info.context.loaders
-        page = await loaders.invitees.load((self._m.id, connection_args(first), after))
+        page = await load_page(info, loaders.invitees, (self._m.id, connection_args(first), after))
 
         async def count() -> int:
             return (await loaders.member_counts.load(self._m.id)).invitees
@@ -156,7 +157,7 @@ class Member(Node):
         from resolvers.content import Content
 
         loaders = info.context.loaders
-        page = await loaders.posts.load((self._m.id, connection_args(first), after))
+        page = await load_page(info, loaders.posts, (self._m.id, connection_args(first), after))
 
         async def count() -> int:
             return (await loaders.member_counts.load(self._m.id)).posts
@@ -172,7 +173,7 @@ class Member(Node):
         if not _is_self_or_staff(info, self._m.id):
             raise PermissionDenied("only the member and staff can read a member's purchases")
         loaders = info.context.loaders
-        page = await loaders.purchases_of.load((self._m.id, connection_args(first), after))
+        page = await load_page(info, loaders.purchases_of, (self._m.id, connection_args(first), after))
 
         async def count() -> int:
             return (await loaders.member_counts.load(self._m.id)).purchases

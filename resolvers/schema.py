@@ -8,9 +8,8 @@ import strawberry
 from strawberry.extensions import SchemaExtension
 from strawberry.schema.config import StrawberryConfig
 
-from resolvers.common import MINOR_UNITS_SCALAR, MinorUnits
-
 from resolvers.commerce import CommerceMutation, CommerceQuery
+from resolvers.common import MINOR_UNITS_SCALAR, MinorUnits
 from resolvers.communities import CommunitiesMutation, CommunitiesQuery
 from resolvers.content import ContentMutation, ContentQuery
 from resolvers.members import MembersMutation, MembersQuery
@@ -31,8 +30,8 @@ class Mutation(MembersMutation, CommunitiesMutation, ContentMutation, CommerceMu
 
 def build_schema(extensions: Sequence[type[SchemaExtension] | Callable[[], SchemaExtension]] = ()) -> strawberry.Schema:
     from resolvers.commerce import Product, Purchase
-    from resolvers.content import Comment, Content
     from resolvers.communities import Community
+    from resolvers.content import Comment, Content
     from resolvers.members import Member, Tag
 
     return strawberry.Schema(

@@ -73,3 +73,12 @@ async def test_nested_lists_do_not_multiply_round_trips(api, app_graph, seeded):
     assert first["followers"]["totalCount"] == 7
     assert len(first["followers"]["nodes"]) == 5
     assert small_data["members"]["totalCount"] == 60
+
+
+async def test_total_count_alone_does_not_load_the_page(api, app_graph, seeded):
+    token = api.token("operator")
+    query = "query($id: ID!) { member(id: $id) { followers { totalCount } following { totalCount } } }"
+    before = app_graph.round_trips
+    data = await api.ok(query, {"id": seeded[0]["id"]}, token=token)
+    assert data["member"] == {"followers": {"totalCount": 7}, "following": {"totalCount": 7}}
+    assert app_graph.round_trips - before == 2  # the member, then one statement for all its counts
