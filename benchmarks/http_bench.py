@@ -17,7 +17,6 @@ import argparse
 import asyncio
 import os
 import platform
-import statistics
 import subprocess
 import sys
 import time
@@ -195,7 +194,6 @@ def main() -> None:
     out.write_text(text, "utf-8")
     print(text)
     print(f"wrote {out}")
-    _ = statistics
 
 
 if __name__ == "__main__":

@@ -11,8 +11,6 @@ from domain.errors import NotFound, ValidationFailed
 from domain.ids import Kind, new_id
 from domain.models import (
     Community,
-    CommunityChannel,
-    CommunityKind,
     Content,
     Membership,
     MembershipRole,
@@ -297,4 +295,3 @@ class GraphCommunityRepository:
         return [found.get(i, CommunityCounts()) for i in ids]
 
 
-_ = (CommunityChannel, CommunityKind)
