@@ -144,3 +144,16 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         if reporter is not None:
             reporter.write_line("\n".join(lines), red=True)
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+@pytest_asyncio.fixture(scope="session")
+async def redis_client(stack: EmbeddedStack) -> AsyncIterator[Any]:
+    """A real asyncio Redis client on the session's redis-server."""
+    import redis.asyncio as aioredis
+
+    assert stack.redis is not None
+    client = aioredis.Redis.from_url(stack.redis.url)
+    try:
+        yield client
+    finally:
+        await client.aclose()
