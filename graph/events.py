@@ -1,0 +1,200 @@
+"""The transactional outbox and its relay.
+
+Writers call :func:`record` inside their graph transaction, so an event exists exactly
+when its change committed. :class:`EventRelay` reads pending events in ``(at, id)``
+order, hands each to every consumer, and only then marks them relayed; a consumer that
+fails (Redis down) leaves them pending and the next pass retries. Delivery is therefore
+at least once, and consumers are idempotent by event id.
+
+Several API processes may run a relay: a short Redis lock makes one pass run at a time,
+so consumers see events one by one in order. :meth:`EventRelay.flush` runs a pass right
+after a mutation (read-your-writes for derived data); the background loop catches up on
+anything a flush could not deliver.
+
+:func:`touch_activity` marks a member's first activity (post, interaction, comment,
+purchase) in the same transaction and returns the ``MEMBER_ACTIVATED`` event when it
+activates the member (PRODUCT.md: first activity within 7 days of joining).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import logging
+import secrets
+from collections.abc import Awaitable, Callable, Sequence
+from datetime import datetime
+from typing import Any
+
+import redis.asyncio as aioredis
+from redis.exceptions import RedisError
+
+from domain.errors import GraphUnavailable
+from domain.events import Event, EventType, is_activation
+from graph.client import GraphClient, Tx, now, to_datetime, to_micros
+from graph.cypher import cypher
+
+__all__ = ["Consumer", "EventRelay", "event", "record", "touch_activity"]
+
+log = logging.getLogger(__name__)
+
+RECORD_EVENTS = cypher(
+    """
+    UNWIND $events AS e
+    CREATE (x:Event)
+    SET x.id = e.id, x.tenantId = e.tenantId, x.type = e.type, x.at = e.at, x.payload = e.payload,
+        x.pending = true
+    """
+)
+TOUCH_ACTIVITY = cypher(
+    """
+    MATCH (m:Member {id: $memberId}) WHERE m.tenantId = $tenant AND m.firstActiveAt IS NULL
+    SET m.firstActiveAt = $at
+    RETURN m.joinedAt AS joinedAt
+    """
+)
+PENDING_EVENTS = cypher(
+    """
+    MATCH (e:Event) WHERE e.pending = true
+    WITH e ORDER BY e.at, e.id LIMIT $limit
+    RETURN collect({id: e.id, tenant: e.tenantId, type: e.type, at: e.at, payload: e.payload}) AS events
+    """
+)
+MARK_RELAYED = cypher(
+    """
+    UNWIND $ids AS id
+    MATCH (e:Event {id: id})
+    REMOVE e.pending
+    SET e.relayedAt = $now
+    """
+)
+
+#: consumes one event; must be idempotent by ``event.id``
+Consumer = Callable[[Event], Awaitable[None]]
+
+_RELEASE = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"""
+
+
+_sequence = itertools.count()
+
+
+def event_id(at: datetime) -> str:
+    """A fresh event id that sorts by time, then by creation order within this process.
+
+    ``evt_`` + 14 hex digits of microseconds + 6 of a process counter + 8 random.
+    """
+    return f"evt_{to_micros(at):014x}{next(_sequence) % 0x1000000:06x}{secrets.token_hex(4)}"
+
+
+def event(tenant: str, type_: EventType, at: datetime | None = None, **payload: Any) -> Event:
+    """A new event with a fresh, time-ordered id."""
+    at = at or now()
+    return Event(id=event_id(at), tenant=tenant, type=type_, at=at, payload=payload)
+
+
+async def record(graph: GraphClient, tx: Tx, events: Sequence[Event]) -> None:
+    """Record *events* in the outbox, inside the caller's write transaction."""
+    if not events:
+        return
+    rows = [
+        {"id": e.id, "tenantId": e.tenant, "type": e.type.value, "at": e.at,
+         "payload": json.dumps(e.payload, sort_keys=True, default=str)}
+        for e in events
+    ]
+    await graph.run(tx, RECORD_EVENTS, events=rows)
+
+
+async def touch_activity(graph: GraphClient, tx: Tx, tenant: str, member_id: str, at: datetime) -> list[Event]:
+    """Mark *member_id*'s first activity; return the activation event when it activates them."""
+    row = await graph.run_one(tx, TOUCH_ACTIVITY, tenant=tenant, memberId=member_id, at=at)
+    if row is None or row["joinedAt"] is None:
+        return []
+    if not is_activation(joined_at=to_datetime(row["joinedAt"]), first_active_at=at):
+        return []
+    return [event(tenant, EventType.MEMBER_ACTIVATED, at, memberId=member_id)]
+
+
+def _event_from(row: dict[str, Any]) -> Event:
+    return Event(
+        id=str(row["id"]), tenant=str(row["tenant"]), type=EventType(row["type"]),
+        at=to_datetime(row["at"]), payload=json.loads(row["payload"]),
+    )
+
+
+class EventRelay:
+    """Moves committed events from the graph outbox to the consumers, in order."""
+
+    def __init__(self, graph: GraphClient, redis: aioredis.Redis, consumers: Sequence[Consumer] = (), *,
+                 batch: int = 500, lock_ms: int = 30_000) -> None:
+        self.graph = graph
+        self.redis = redis
+        self.consumers = list(consumers)
+        self.batch = batch
+        self.lock_ms = lock_ms
+        self.lock_key = "q:relay:lock"
+        self.relayed = 0
+
+    async def relay_once(self) -> int | None:
+        """Relay one batch; return how many events moved, or ``None`` when another relay runs."""
+        token = secrets.token_hex(8)
+        if not await self.redis.set(self.lock_key, token, nx=True, px=self.lock_ms):
+            return None
+        try:
+            row = await self.graph.read_one(PENDING_EVENTS, limit=self.batch)
+            events = [_event_from(r) for r in (row["events"] if row else [])]
+            done: list[str] = []
+            try:
+                for e in events:
+                    for consume in self.consumers:
+                        await consume(e)
+                    done.append(e.id)
+            finally:
+                if done:
+                    async def work(tx: Tx) -> None:
+                        await self.graph.run(tx, MARK_RELAYED, ids=done, now=now())
+
+                    await self.graph.write(work)
+                    self.relayed += len(done)
+            return len(events)
+        finally:
+            await self.redis.eval(_RELEASE, 1, self.lock_key, token)  # type: ignore[misc]
+
+    async def flush(self, *, timeout: float = 2.0) -> bool:
+        """Relay until nothing is pending; ``False`` when it could not finish in *timeout*.
+
+        Never raises for Redis or graph outages: the background loop retries later.
+        """
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while loop.time() < deadline:
+            try:
+                moved = await self.relay_once()
+            except (RedisError, OSError, GraphUnavailable) as exc:
+                log.warning("event relay postponed: %s", exc)
+                return False
+            if moved == 0:
+                return True
+            if moved is None:
+                await asyncio.sleep(0.01)
+        return False
+
+    async def run(self, stop: asyncio.Event, *, interval: float = 1.0) -> None:
+        """Relay in the background until *stop* is set."""
+        while not stop.is_set():
+            try:
+                moved = await self.relay_once()
+            except (RedisError, OSError, GraphUnavailable) as exc:
+                log.warning("event relay postponed: %s", exc)
+                moved = 0
+            except Exception:  # a consumer bug must not kill the loop; events stay pending
+                log.exception("event relay pass failed")
+                moved = 0
+            if not moved:
+                try:
+                    await asyncio.wait_for(stop.wait(), timeout=interval)
+                except TimeoutError:
+                    pass
