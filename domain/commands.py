@@ -24,20 +24,22 @@ from pydantic import (
 
 from domain.errors import ValidationFailed
 from domain.ids import ID_PATTERN
-from domain.models import Channel, CommunityChannel, CommunityKind, ContentKind, MembershipRole
+from domain.models import CampaignKind, Channel, CommunityChannel, CommunityKind, ContentKind, MembershipRole
 
 __all__ = [
-    "parse",
-    "MoneyInput",
-    "RegisterMember",
-    "UpdateMember",
+    "AddComment",
+    "CreateCampaign",
     "CreateCommunity",
     "CreateContent",
-    "AddComment",
     "CreateProduct",
+    "MoneyInput",
     "PurchaseLineInput",
+    "RecordInvitesSent",
     "RecordPurchase",
+    "RegisterMember",
     "SetMemberRole",
+    "UpdateMember",
+    "parse",
 ]
 
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
@@ -90,6 +92,8 @@ class RegisterMember(_Command):
     level: int = Field(default=0, ge=0, le=10)
     invite_code: Annotated[str, Field(pattern=r"^[A-Z0-9]{4,16}$")] | None = None
     inviter_id: Id | None = None
+    #: the fission campaign the invitation belongs to (needs an inviter)
+    campaign_id: Id | None = None
     marketing_consent: bool = False
     profiling_consent: bool = False
 
@@ -103,6 +107,8 @@ class RegisterMember(_Command):
     def _one_inviter(self) -> RegisterMember:
         if self.invite_code is not None and self.inviter_id is not None:
             raise ValueError("give either inviteCode or inviterId, not both")
+        if self.campaign_id is not None and self.invite_code is None and self.inviter_id is None:
+            raise ValueError("campaignId needs an inviteCode or inviterId: a campaign counts invitations")
         return self
 
 
@@ -131,6 +137,27 @@ class CreateCommunity(_Command):
     kind: CommunityKind = CommunityKind.INTEREST
     channel: CommunityChannel = CommunityChannel.APP_CIRCLE
     description: Annotated[Text, Field(max_length=2000)] | None = None
+
+
+class CreateCampaign(_Command):
+    name: Name
+    kind: CampaignKind = CampaignKind.FISSION
+    starts_at: datetime
+    ends_at: datetime
+
+    @model_validator(mode="after")
+    def _window(self) -> CreateCampaign:
+        if self.starts_at.tzinfo is None or self.ends_at.tzinfo is None:
+            raise ValueError("startsAt and endsAt must carry a time zone")
+        if self.ends_at <= self.starts_at:
+            raise ValueError("endsAt must be after startsAt")
+        return self
+
+
+class RecordInvitesSent(_Command):
+    campaign_id: Id
+    member_id: Id
+    count: int = Field(ge=1, le=10_000)
 
 
 class CreateContent(_Command):
@@ -165,6 +192,7 @@ class RecordPurchase(_Command):
     channel: Channel = Channel.APP
     idempotency_key: Annotated[str, Field(pattern=r"^[A-Za-z0-9:._-]{8,128}$")]
     at: datetime | None = None
+    attributed_to: Id | None = None
 
     @field_validator("at")
     @classmethod

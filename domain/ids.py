@@ -13,7 +13,7 @@ from enum import StrEnum
 
 from domain.errors import ValidationFailed
 
-__all__ = ["Kind", "new_id", "kind_of", "require_id", "ID_PATTERN"]
+__all__ = ["ID_PATTERN", "Kind", "kind_of", "new_id", "require_id"]
 
 
 class Kind(StrEnum):
@@ -25,9 +25,11 @@ class Kind(StrEnum):
     TAG = "tag"
     PRODUCT = "prd"
     PURCHASE = "pur"
+    EVENT = "evt"
+    CAMPAIGN = "cpg"
 
 
-ID_PATTERN = re.compile(r"^(ten|mem|com|cnt|cmt|tag|prd|pur)_[A-Za-z0-9]{1,40}$")
+ID_PATTERN = re.compile(r"^(ten|mem|com|cnt|cmt|tag|prd|pur|evt|cpg)_[A-Za-z0-9]{1,40}$")
 _ALPHABET = "0123456789abcdefghijklmnopqrstuvwxyz"
 
 

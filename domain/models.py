@@ -7,34 +7,37 @@ always integer minor units (fen for CNY) plus an ISO 4217 currency code.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from enum import StrEnum
-from typing import Generic, TypeVar
+from typing import TYPE_CHECKING, Generic, TypeVar
+
+if TYPE_CHECKING:
+    from domain.referral_risk import RiskSignal
 
 T = TypeVar("T")
 
 __all__ = [
-    "Money",
     "Channel",
-    "CommunityKind",
-    "CommunityChannel",
-    "MembershipRole",
-    "ContentKind",
-    "TagKind",
-    "InteractionKind",
-    "PurchaseStatus",
-    "Member",
-    "Community",
-    "Membership",
-    "Content",
     "Comment",
-    "Tag",
+    "Community",
+    "CommunityChannel",
+    "CommunityKind",
+    "Content",
+    "ContentKind",
+    "InteractionKind",
     "Interest",
+    "Member",
+    "Membership",
+    "MembershipRole",
+    "Money",
+    "Page",
     "Product",
     "Purchase",
     "PurchaseLine",
+    "PurchaseStatus",
     "Referral",
-    "Page",
+    "Tag",
+    "TagKind",
 ]
 
 
@@ -218,6 +221,10 @@ class Purchase:
     status: PurchaseStatus
     idempotency_key: str
     lines: tuple[PurchaseLine, ...] = field(default=())
+    #: the member credited with the sale (e.g. the KOL whose link was used)
+    attributed_to: str | None = None
+    #: commission (分佣) recipients, level 1 first: the buyer's upline, at most 3 levels
+    commission_to: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -230,6 +237,52 @@ class Referral:
     code: str | None = None
     campaign_id: str | None = None
     channel: str | None = None
+    #: fraud signals (domain.referral_risk), computed when the referral is read
+    risk_signals: tuple[RiskSignal, ...] = ()
+
+
+class CampaignKind(StrEnum):
+    FISSION = "fission"  # 裂变: invite friends
+    GROUP_BUY = "group_buy"  # 拼团
+    COUPON = "coupon"  # 优惠券
+    CHECK_IN = "check_in"  # 签到
+    LOTTERY = "lottery"  # 抽奖
+
+
+@dataclass(frozen=True, slots=True)
+class Campaign:
+    """A growth campaign (活动) with the window its results are counted in."""
+
+    id: str
+    tenant_id: str
+    name: str
+    kind: CampaignKind
+    starts_at: datetime
+    ends_at: datetime
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class CampaignVirality:
+    """How a campaign spread (PRODUCT.md definitions).
+
+    * ``invitations_per_participant`` = invitations sent / participants;
+    * ``conversion_rate`` = invitations that became members / invitations sent;
+    * ``k_factor`` = their product, i.e. new members per participant (when no invitations
+      were reported it is conversions / participants);
+    * ``viral_cycle`` = median time from a member joining the campaign (joining the brand,
+      or the campaign's start for earlier members) to its first successful invite in the
+      campaign window, over participants who made one.
+    """
+
+    campaign: Campaign
+    participants: int
+    invitations_sent: int
+    conversions: int
+    k_factor: float
+    invitations_per_participant: float | None
+    conversion_rate: float | None
+    viral_cycle: timedelta | None
 
 
 @dataclass(frozen=True, slots=True)
