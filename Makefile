@@ -30,9 +30,11 @@ run: $(STAMP)
 test: $(STAMP) $(LINT_STAMP)
 	$(PY) -m pytest
 
-## Run the HTTP benchmark (writes benchmarks/results/).
+## Run the benchmarks (each writes its table to benchmarks/results/).
 bench: $(STAMP)
 	$(PY) benchmarks/http_bench.py
+	$(PY) benchmarks/pagerank_bench.py
+	$(PY) benchmarks/growth_bench.py
 
 clean:
 	rm -rf $(VENV) tests/cypher_lint/node_modules .pytest_cache

@@ -7,15 +7,19 @@ servers is the CLI's job (``quanzi serve``), so several workers share one graph 
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 import orjson
 import redis.asyncio as aioredis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
 from graphql.validation import NoSchemaIntrospectionCustomRule
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -23,9 +27,10 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route, WebSocketRoute
 from starlette.types import ASGIApp, Receive, Scope, Send
 from strawberry.asgi import GraphQL
-from strawberry.extensions import AddValidationRules, ParserCache, ValidationCache
+from strawberry.extensions import AddValidationRules, ParserCache, SchemaExtension, ValidationCache
 from strawberry.http.typevars import RootValue
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
+from strawberry.types.graphql import OperationType
 from starlette.websockets import WebSocket
 
 from api.auth import principal_from_header
@@ -34,15 +39,22 @@ from api.settings import Settings
 from domain.auth import ANONYMOUS, Principal
 from domain.errors import GraphUnavailable, NotAuthenticated, StartupError
 from domain.ports import Repositories
+from graph.campaigns import GraphCampaigns
 from graph.client import GraphClient
 from graph.commerce import GraphCommerceRepository
 from graph.communities import GraphCommunityRepository
 from graph.content import GraphContentRepository
+from graph.events import EventRelay
+from graph.growth import GrowthConsumer, GrowthService, KolScheduler
+from graph.kol import KolStore
+from graph.recommendations import GraphRecommender
+from graph.referral_stats import ReferralStatsStore
+from graph.referrals import GraphReferrals
 from graph.members import GraphMemberRepository
 from resolvers.context import Context
 from resolvers.schema import build_schema
 
-__all__ = ["create_app", "Resources", "repositories"]
+__all__ = ["create_app", "Resources", "repositories", "resources"]
 
 log = logging.getLogger("quanzi.api")
 
@@ -52,21 +64,57 @@ class Resources:
     graph: GraphClient
     redis: aioredis.Redis
     repos: Repositories
+    relay: EventRelay
+    scheduler: KolScheduler
 
 
-def repositories(graph: GraphClient) -> Repositories:
+def repositories(graph: GraphClient, redis: aioredis.Redis, settings: Settings) -> Repositories:
     return Repositories(
         members=GraphMemberRepository(graph),
         communities=GraphCommunityRepository(graph),
         content=GraphContentRepository(graph),
-        commerce=GraphCommerceRepository(graph),
+        commerce=GraphCommerceRepository(graph, max_commission_levels=settings.max_commission_levels),
+        growth=GrowthService(graph, redis, KolStore(redis), ReferralStatsStore(redis), GraphReferrals(graph)),
+        recommendations=GraphRecommender(graph, redis, ttl_seconds=settings.recommendation_ttl_seconds),
+        campaigns=GraphCampaigns(graph),
     )
+
+
+def resources(graph: GraphClient, redis: aioredis.Redis, settings: Settings) -> Resources:
+    """Everything one process holds: ports, the event relay and the KOL scheduler."""
+    repos = repositories(graph, redis, settings)
+    consumer = GrowthConsumer(redis, ReferralStatsStore(redis), repos.recommendations)  # type: ignore[arg-type]
+    return Resources(
+        graph=graph, redis=redis, repos=repos, relay=EventRelay(graph, redis, [consumer]),
+        scheduler=KolScheduler(
+            graph, redis, changes=settings.kol_recompute_changes,
+            max_age=timedelta(seconds=settings.kol_recompute_seconds), interval=settings.scheduler_interval or 30.0,
+        ),
+    )
+
+
+class RelayAfterMutations(SchemaExtension):
+    """After a mutation, relay its events before answering (read-your-writes for derived data).
+
+    Bounded: when Redis is down the answer is not held up; the background relay catches up.
+    """
+
+    async def on_execute(self) -> AsyncIterator[None]:  # type: ignore[override]
+        yield
+        context = self.execution_context
+        if context.graphql_document is None:
+            return
+        if context.operation_type is OperationType.MUTATION and isinstance(context.context, Context):
+            flush = context.context.after_mutation
+            if flush is not None:
+                await flush()
 
 
 class QuanziGraphQL(GraphQL[Context, RootValue]):
     def __init__(self, settings: Settings, **kwargs: Any) -> None:
         # Factories: a fresh extension per request; the parse/validate LRU caches are module-level.
-        extensions: list[Any] = [ErrorPolicy, lambda: ParserCache(maxsize=512), lambda: ValidationCache(maxsize=512)]
+        extensions: list[Any] = [ErrorPolicy, lambda: ParserCache(maxsize=512), lambda: ValidationCache(maxsize=512),
+                                 RelayAfterMutations]
         if not settings.development:
             extensions.append(lambda: AddValidationRules([NoSchemaIntrospectionCustomRule]))
         super().__init__(
@@ -84,7 +132,8 @@ class QuanziGraphQL(GraphQL[Context, RootValue]):
     async def get_context(self, request: Request | WebSocket, response: Response | WebSocket) -> Context:
         resources: Resources = request.app.state.resources
         principal: Principal = request.scope.get("quanzi.principal", ANONYMOUS)
-        return Context(principal=principal, repos=resources.repos, request_id=request.scope.get("quanzi.request_id", "-"))
+        return Context(principal=principal, repos=resources.repos, request_id=request.scope.get("quanzi.request_id", "-"),
+                       after_mutation=lambda: resources.relay.flush(timeout=1.0))
 
 
 class Authenticate:
@@ -121,14 +170,24 @@ def create_app(settings: Settings, *, graph_uri: str, redis_url: str, graph_user
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         graph = GraphClient.connect(graph_uri, user=graph_user, password=graph_password, database=graph_database)
-        redis = aioredis.Redis.from_url(redis_url, socket_timeout=1.0, socket_connect_timeout=1.0)
+        # Redis holds derived data only: fail fast (one retry) and fall back to the graph.
+        redis = aioredis.Redis.from_url(redis_url, socket_timeout=1.0, socket_connect_timeout=1.0,
+                                        retry=Retry(NoBackoff(), 1))
         try:
             try:
                 await graph.ping()
             except GraphUnavailable as exc:
                 raise StartupError(f"cannot reach the graph server at {graph_uri}: {exc.message}") from exc
-            app.state.resources = Resources(graph=graph, redis=redis, repos=repositories(graph))
-            yield
+            app.state.resources = res = resources(graph, redis, settings)
+            stop = asyncio.Event()
+            tasks = [asyncio.create_task(res.relay.run(stop, interval=settings.relay_interval))]
+            if settings.scheduler_interval > 0:
+                tasks.append(asyncio.create_task(res.scheduler.run(stop)))
+            try:
+                yield
+            finally:
+                stop.set()
+                await asyncio.gather(*tasks, return_exceptions=True)
         finally:
             await graph.close()
             await redis.aclose()

@@ -17,6 +17,7 @@ from api.auth import issue_token
 from api.runtime import Endpoints, endpoints
 from api.settings import Settings
 from domain.errors import QuanziError, StartupError
+from domain.growth import Scope, ScopeKind
 from graph.client import GraphClient
 from graph.embedded import port_is_free
 from graph.migrations import migrate
@@ -85,6 +86,77 @@ async def _demo(ep: Endpoints, *, tenant: str, members: int, seed: int, only_if_
     )
 
 
+def _scope(args: argparse.Namespace) -> Scope:
+    from domain.ids import Kind, require_id
+
+    if args.community:
+        return Scope(ScopeKind.COMMUNITY, require_id(args.community, Kind.COMMUNITY, field="--community"))
+    if args.topic:
+        return Scope(ScopeKind.TOPIC, require_id(args.topic, Kind.TAG, field="--topic"))
+    return Scope()
+
+
+async def _recompute(ep: Endpoints, *, what: str, tenant: str, scope: Scope) -> str:
+    import redis.asyncio as aioredis
+    from tqdm import tqdm
+
+    from graph.growth import RECOMPUTE_STAGES, rebuild_referrals, recompute_kol
+
+    graph = _connect(ep)
+    redis = aioredis.Redis.from_url(ep.redis_url)
+    try:
+        await migrate(graph)
+        if what == "referrals":
+            with tqdm(total=1, desc="referrals", unit="tenant", file=sys.stderr) as bar:
+                members = await rebuild_referrals(graph, redis, tenant)
+                bar.update(1)
+            return f"rebuilt the referral aggregates of {members:,} members of tenant {tenant!r}"
+        with tqdm(total=len(RECOMPUTE_STAGES), desc=f"kol {scope.key}", unit="stage", file=sys.stderr) as bar:
+            def stage(name: str) -> None:
+                bar.set_postfix_str(name)
+                bar.update(1)
+
+            result = await recompute_kol(graph, redis, tenant, scope, on_stage=stage)
+        if result.skipped:
+            raise StartupError(f"another process is computing the {scope.key} ranking of {tenant!r} right now; try later")
+        times = ", ".join(f"{k} {v:.2f}s" for k, v in result.timings.items())
+        return f"ranked {result.members:,} members of {tenant!r} ({scope.key}) in {result.seconds:.2f}s: {times}"
+    finally:
+        await graph.close()
+        await redis.aclose()
+
+
+def cmd_recompute(args: argparse.Namespace, settings: Settings) -> int:
+    scope = _scope(args)
+    with endpoints(settings) as ep:
+        print(asyncio.run(_recompute(ep, what=args.what, tenant=args.tenant, scope=scope)))
+    return 0
+
+
+async def _derive(ep: Endpoints, *, tenant: str, force: bool) -> str | None:
+    """Build the tenant's referral aggregates and KOL ranking when missing (or *force*)."""
+    import redis.asyncio as aioredis
+
+    from graph.growth import rebuild_referrals, recompute_kol
+    from graph.kol import KolStore
+    from graph.referral_stats import ReferralStatsStore
+
+    graph = _connect(ep)
+    redis = aioredis.Redis.from_url(ep.redis_url)
+    try:
+        done: list[str] = []
+        if force or not await ReferralStatsStore(redis).is_built(tenant):
+            await rebuild_referrals(graph, redis, tenant)
+            done.append("referral aggregates")
+        if force or await KolStore(redis).meta(tenant, Scope()) is None:
+            await recompute_kol(graph, redis, tenant, Scope())
+            done.append("KOL ranking")
+        return f"computed the {' and '.join(done)} of tenant {tenant!r}" if done else None
+    finally:
+        await graph.close()
+        await redis.aclose()
+
+
 def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     import uvicorn
 
@@ -98,6 +170,9 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
         if members > 0:
             print(asyncio.run(_demo(ep, tenant=settings.demo_tenant, members=members, seed=settings.demo_seed,
                                     only_if_empty=True)), flush=True)
+            derived = asyncio.run(_derive(ep, tenant=settings.demo_tenant, force=False))
+            if derived:
+                print(derived, flush=True)
         os.environ.update({
             "QUANZI_NEO4J_URI": ep.graph_uri, "QUANZI_NEO4J_USER": ep.graph_user,
             "QUANZI_NEO4J_PASSWORD": ep.graph_password, "QUANZI_REDIS_URL": ep.redis_url,
@@ -121,6 +196,7 @@ def cmd_migrate(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_demo_data(args: argparse.Namespace, settings: Settings) -> int:
     with endpoints(settings) as ep:
         print(asyncio.run(_demo(ep, tenant=args.tenant, members=args.members, seed=args.seed, only_if_empty=False)))
+        print(asyncio.run(_derive(ep, tenant=args.tenant, force=True)))
     return 0
 
 
@@ -151,6 +227,13 @@ def _parser() -> argparse.ArgumentParser:
     d.add_argument("--seed", type=int, default=7)
     d.add_argument("--tenant", default="demo")
     d.set_defaults(fn=cmd_demo_data)
+    r = sub.add_parser("recompute", help="recompute KOL/KOC rankings or rebuild referral aggregates")
+    r.add_argument("what", choices=["kol", "referrals"])
+    r.add_argument("--tenant", default="demo")
+    where = r.add_mutually_exclusive_group()
+    where.add_argument("--community", help="rank within one community (com_…)")
+    where.add_argument("--topic", help="rank within one topic (tag_…)")
+    r.set_defaults(fn=cmd_recompute)
     t = sub.add_parser("token", help="print a development token (the token alone on the last line)")
     t.add_argument("--tenant", required=True)
     t.add_argument("--role", action="append", help="member, operator, analyst, integrator or admin (repeatable)")

@@ -39,6 +39,16 @@ class Settings(BaseSettings):
     jwt_issuer: str = "quanzi"
     jwt_audience: str = "quanzi-api"
 
+    #: commission (分佣) walks this many levels of the buyer's upline; never more than 3
+    max_commission_levels: int = Field(default=2, ge=0, le=3)
+    #: KOL rankings are recomputed after this many changes, or this many seconds with any change
+    kol_recompute_changes: int = Field(default=1_000, ge=1)
+    kol_recompute_seconds: int = Field(default=3_600, ge=1)
+    #: how often the background jobs look for work (seconds); 0 turns them off
+    scheduler_interval: float = Field(default=30.0, ge=0)
+    relay_interval: float = Field(default=1.0, gt=0)
+    recommendation_ttl_seconds: int = Field(default=600, ge=1)
+
     data_dir: Path = Path(".data")
     embedded_password: SecretStr = SecretStr("quanzi-embedded-dev")
     demo_members: int = Field(default=10_000, ge=0)

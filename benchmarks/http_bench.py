@@ -73,7 +73,11 @@ async def prepare(ep, members: int) -> tuple[str, str]:
 async def bolt_baseline(ep, member: str, community: str, seconds: float) -> dict[str, list[float]]:
     """The same reads through the repositories over Bolt, one client, no GraphQL."""
     graph = GraphClient.connect(ep.graph_uri, user=ep.graph_user, password=ep.graph_password, database=ep.graph_database)
-    repos = repositories(graph)
+    import redis.asyncio as aioredis
+
+    from api.settings import Settings
+
+    repos = repositories(graph, aioredis.Redis.from_url(ep.redis_url), Settings())
     from domain.ports import MemberFilter, MemberOrder
 
     async def profile() -> None:

@@ -15,14 +15,20 @@ from typing import Protocol
 
 from domain.commands import (
     AddComment,
+    CreateCampaign,
     CreateCommunity,
     CreateContent,
     CreateProduct,
+    RecordInvitesSent,
     RecordPurchase,
     RegisterMember,
     UpdateMember,
 )
+from domain.growth import RankedMember, RankingPage, Scope, TreePage
+from domain.influence import RankingKind
 from domain.models import (
+    Campaign,
+    CampaignVirality,
     Channel,
     Comment,
     Community,
@@ -37,8 +43,11 @@ from domain.models import (
     Page,
     Product,
     Purchase,
+    Referral,
     Tag,
 )
+from domain.recommendations import Recommendation
+from domain.referral_stats import ReferralStats
 
 __all__ = [
     "MemberOrder",
@@ -72,6 +81,9 @@ class MemberFilter:
     max_level: int | None = None
     joined_from: datetime | None = None
     joined_to: datetime | None = None
+    #: from the last tenant-wide KOL computation (written back to the members)
+    is_koc: bool | None = None
+    min_kol_score: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -168,9 +180,40 @@ class CommerceRepository(Protocol):
     async def purchases_of(self, tenant: str, ids: Sequence[str], first: int, after: str | None) -> list[Page[Purchase]]: ...
 
 
+class GrowthRepository(Protocol):
+    """KOL rankings and referral chains (served from Redis, falling back to the graph)."""
+
+    async def kol_page(self, tenant: str, scope: Scope, kind: RankingKind, offset: int, limit: int) -> RankingPage | None: ...
+    async def kol_member(self, tenant: str, scope: Scope, member_id: str) -> tuple[RankedMember | None, datetime] | None: ...
+    async def upline(self, tenant: str, member_id: str) -> list[Member] | None: ...
+    async def referral_tree(self, tenant: str, member_id: str, *, depth: int, first: int,
+                            after: tuple[int, str] | None) -> TreePage | None: ...
+    async def referral_stats(self, tenant: str, member_id: str) -> ReferralStats | None: ...
+    async def referrals_of(self, tenant: str, ids: Sequence[str]) -> list[Referral | None]: ...
+
+
+class CampaignRepository(Protocol):
+    async def create(self, tenant: str, cmd: CreateCampaign) -> Campaign: ...
+    async def get_many(self, tenant: str, ids: Sequence[str]) -> list[Campaign | None]: ...
+    async def record_invites_sent(self, tenant: str, cmd: RecordInvitesSent) -> int: ...
+    async def virality(self, tenant: str, campaign_id: str) -> CampaignVirality | None: ...
+
+
+class RecommendationRepository(Protocol):
+    """Personal recommendations (cached per member, computed from the graph on a miss)."""
+
+    async def members(self, tenant: str, member_id: str, first: int) -> list[Recommendation]: ...
+    async def communities(self, tenant: str, member_id: str, first: int) -> list[Recommendation]: ...
+    async def content(self, tenant: str, member_id: str, first: int) -> list[Recommendation]: ...
+    async def products(self, tenant: str, member_id: str, first: int) -> list[Recommendation]: ...
+
+
 @dataclass(frozen=True, slots=True)
 class Repositories:
     members: MemberRepository
     communities: CommunityRepository
     content: ContentRepository
     commerce: CommerceRepository
+    growth: GrowthRepository
+    recommendations: RecommendationRepository
+    campaigns: CampaignRepository

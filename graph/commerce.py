@@ -17,10 +17,13 @@ from typing import Any
 
 from domain.commands import CreateProduct, RecordPurchase
 from domain.errors import AlreadyExists, IdempotencyConflict, NotFound, ValidationFailed
+from domain.events import EventType
 from domain.ids import Kind, new_id
 from domain.models import Page, Product, Purchase, PurchaseStatus
+from domain.referrals import commission_levels
 from graph.client import GraphClient, Tx, now
 from graph.cypher import cypher
+from graph.events import event, record, touch_activity
 from graph.mapping import product_from, purchase_from
 from graph.paging import pages_by_parent, time_after, time_key
 
@@ -62,6 +65,27 @@ CREATE_PURCHASE = cypher(
     RETURN p, count(*) AS lineCount
     """
 )
+PURCHASE_CREDIT = cypher(
+    """
+    MATCH (m:Member {id: $memberId}) WHERE m.tenantId = $tenant
+    WITH m, m.firstPaidAt IS NULL AS firstPaid
+    SET m.firstPaidAt = CASE WHEN m.firstPaidAt IS NULL OR $at < m.firstPaidAt THEN $at ELSE m.firstPaidAt END
+    WITH m, firstPaid
+    OPTIONAL MATCH (a:Member {id: $attributedTo}) WHERE a.tenantId = $tenant
+    WITH m, firstPaid, a
+    OPTIONAL MATCH path = (m)<-[:REFERRED*1..3]-(up:Member)
+    WITH firstPaid, a, up, length(path) AS level ORDER BY level
+    RETURN firstPaid, a IS NOT NULL AS attributedFound,
+           [x IN collect({id: up.id, level: level}) WHERE x.id IS NOT NULL | x.id] AS upline
+    """
+)
+ATTRIBUTE_PURCHASE = cypher(
+    """
+    MATCH (p:Purchase {id: $purchaseId}) WHERE p.tenantId = $tenant
+    MATCH (a:Member {id: $attributedTo}) WHERE a.tenantId = $tenant
+    CREATE (p)-[:ATTRIBUTED_TO]->(a)
+    """
+)
 PURCHASES_BY_ID = cypher(
     """
     UNWIND $ids AS id
@@ -101,6 +125,8 @@ def request_hash(cmd: RecordPurchase) -> str:
         ],
         "at": None if cmd.at is None else cmd.at.isoformat(),
     }
+    if cmd.attributed_to is not None:
+        body["attributedTo"] = cmd.attributed_to
     return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
 
 
@@ -111,6 +137,8 @@ def _purchase(i: Any) -> Purchase:
 @dataclass
 class GraphCommerceRepository:
     graph: GraphClient
+    #: commission walks this many levels of the buyer's upline (default 2, at most 3)
+    max_commission_levels: int = 2
 
     async def products(self, tenant: str, ids: Sequence[str]) -> list[Product | None]:
         row = await self.graph.read_one(PRODUCTS_BY_ID, tenant=tenant, ids=list(ids))
@@ -171,13 +199,33 @@ class GraphCommerceRepository:
                 lines.append({"productId": line.product_id, "qty": line.quantity, "unitPrice": amount})
             if len(currencies) != 1:
                 raise ValidationFailed("all lines of a purchase must be in one currency", field="input.lines")
-            props = {
+            at = cmd.at or now()
+            credit = await self.graph.run_one(
+                tx, PURCHASE_CREDIT, tenant=tenant, memberId=cmd.member_id, attributedTo=cmd.attributed_to, at=at
+            )
+            assert credit is not None
+            if cmd.attributed_to is not None and not credit["attributedFound"]:
+                raise NotFound(f"no member {cmd.attributed_to!r} to credit", field="input.attributedTo")
+            upline = [str(u) for u in credit["upline"]]
+            props: dict[str, Any] = {
                 "id": new_id(Kind.PURCHASE), "tenantId": tenant, "amount": sum(ln["qty"] * ln["unitPrice"] for ln in lines),
-                "currency": currencies.pop(), "at": cmd.at or now(), "channel": cmd.channel.value,
+                "currency": currencies.pop(), "at": at, "channel": cmd.channel.value,
                 "status": PurchaseStatus.PAID.value, "idempotencyKey": cmd.idempotency_key, "requestHash": fingerprint,
+                "commissionTo": commission_levels(upline, self.max_commission_levels),
             }
+            if cmd.attributed_to is not None:
+                props["attributedTo"] = cmd.attributed_to
             row = await self.graph.run_one(tx, CREATE_PURCHASE, tenant=tenant, memberId=cmd.member_id, props=props, lines=lines)
             assert row is not None and int(row["lineCount"]) == len(lines)
+            if cmd.attributed_to is not None:
+                await self.graph.run(tx, ATTRIBUTE_PURCHASE, tenant=tenant, purchaseId=props["id"], attributedTo=cmd.attributed_to)
+            events = await touch_activity(self.graph, tx, tenant, cmd.member_id, at)
+            events.append(event(
+                tenant, EventType.PURCHASE_RECORDED, at, purchaseId=props["id"], memberId=cmd.member_id,
+                amount=props["amount"], currency=props["currency"], firstPaid=bool(credit["firstPaid"]),
+                attributedTo=cmd.attributed_to, commissionTo=props["commissionTo"],
+            ))
+            await record(self.graph, tx, events)
             return purchase_from(row["p"], member_id=cmd.member_id, lines=lines)
 
         try:

@@ -8,6 +8,7 @@ from typing import Any
 
 from domain.commands import CreateCommunity
 from domain.errors import NotFound, ValidationFailed
+from domain.events import EventType
 from domain.ids import Kind, new_id
 from domain.models import (
     Community,
@@ -20,6 +21,7 @@ from domain.pagination import decode_cursor, encode_cursor
 from domain.ports import CommunityCounts, CommunityFilter, CommunityOrder
 from graph.client import GraphClient, Tx, now
 from graph.cypher import cypher
+from graph.events import event, record
 from graph.mapping import community_from, content_from, membership_from
 from graph.paging import pages_by_parent, time_after, time_key
 
@@ -233,9 +235,13 @@ class GraphCommunityRepository:
 
     async def join(self, tenant: str, member_id: str, community_id: str) -> tuple[Membership, bool]:
         async def work(tx: Tx) -> tuple[Membership, bool] | None:
-            row = await self.graph.run_one(tx, JOIN, tenant=tenant, memberId=member_id, communityId=community_id, now=now())
+            at = now()
+            row = await self.graph.run_one(tx, JOIN, tenant=tenant, memberId=member_id, communityId=community_id, now=at)
             if row is None:
                 return None
+            if row["created"]:
+                await record(self.graph, tx, [event(tenant, EventType.MEMBER_JOINED, at, memberId=member_id,
+                                                    communityId=community_id)])
             return membership_from(member_id, community_id, row), bool(row["created"])
 
         result = await self.graph.write(work)
@@ -246,7 +252,11 @@ class GraphCommunityRepository:
     async def leave(self, tenant: str, member_id: str, community_id: str) -> bool:
         async def work(tx: Tx) -> int:
             row = await self.graph.run_one(tx, LEAVE, tenant=tenant, memberId=member_id, communityId=community_id)
-            return int(row["removed"]) if row else 0
+            removed = int(row["removed"]) if row else 0
+            if removed:
+                await record(self.graph, tx, [event(tenant, EventType.MEMBER_LEFT, memberId=member_id,
+                                                    communityId=community_id)])
+            return removed
 
         removed = await self.graph.write(work)
         if removed == 0:

@@ -8,11 +8,13 @@ from typing import Any, LiteralString
 
 from domain.commands import AddComment, CreateContent
 from domain.errors import NotFound, PermissionDenied
+from domain.events import EventType
 from domain.ids import Kind, new_id
 from domain.models import Comment, Content, InteractionKind, Page, Tag
 from domain.ports import ContentCounts
 from graph.client import GraphClient, Tx, now
 from graph.cypher import cypher
+from graph.events import event, record, touch_activity
 from graph.mapping import comment_from, content_from, tag_from
 from graph.paging import pages_by_parent, time_after, time_key
 
@@ -235,6 +237,10 @@ class GraphContentRepository:
                 now=at, topicNames=topics, topicIds=[new_id(Kind.TAG) for _ in topics],
             )
             assert row is not None
+            events = await touch_activity(self.graph, tx, tenant, author_id, at)
+            events.append(event(tenant, EventType.CONTENT_POSTED, at, contentId=props["id"], authorId=author_id,
+                                communityId=cmd.community_id, kind=cmd.kind.value))
+            await record(self.graph, tx, events)
             return content_from(row["c"], author_id=author_id, community_id=cmd.community_id)
 
         return await self.graph.write(work)
@@ -253,6 +259,10 @@ class GraphContentRepository:
                 tx, CREATE_COMMENT, tenant=tenant, authorId=author_id, contentId=cmd.content_id, props=props, now=at
             )
             assert row is not None
+            events = await touch_activity(self.graph, tx, tenant, author_id, at)
+            events.append(event(tenant, EventType.COMMENT_ADDED, at, commentId=props["id"], authorId=author_id,
+                                contentId=cmd.content_id))
+            await record(self.graph, tx, events)
             return comment_from(row["cm"], author_id=author_id, content_id=cmd.content_id)
 
         return await self.graph.write(work)
@@ -261,8 +271,16 @@ class GraphContentRepository:
         query = _INTERACTIONS[(kind, on)]
 
         async def work(tx: Tx) -> bool | None:
-            row = await self.graph.run_one(tx, query, tenant=tenant, memberId=member_id, contentId=content_id, now=now())
-            return None if row is None else bool(row["changed"])
+            at = now()
+            row = await self.graph.run_one(tx, query, tenant=tenant, memberId=member_id, contentId=content_id, now=at)
+            if row is None:
+                return None
+            if row["changed"]:
+                events = await touch_activity(self.graph, tx, tenant, member_id, at) if on else []
+                events.append(event(tenant, EventType.INTERACTED, at, memberId=member_id, contentId=content_id,
+                                    kind=kind.value, on=on))
+                await record(self.graph, tx, events)
+            return bool(row["changed"])
 
         changed = await self.graph.write(work)
         if changed is None or (not on and not changed):

@@ -31,14 +31,14 @@ from domain.models import (
 from graph.client import to_datetime
 
 __all__ = [
-    "member_from",
-    "community_from",
-    "membership_from",
-    "content_from",
     "comment_from",
-    "tag_from",
+    "community_from",
+    "content_from",
+    "member_from",
+    "membership_from",
     "product_from",
     "purchase_from",
+    "tag_from",
 ]
 
 Props = Mapping[str, Any]
@@ -141,4 +141,6 @@ def purchase_from(p: Props, *, member_id: str, lines: list[Props]) -> Purchase:
             PurchaseLine(product_id=ln["productId"], quantity=int(ln["qty"]), unit_price=Money(int(ln["unitPrice"]), currency))
             for ln in sorted(lines, key=lambda ln: str(ln["productId"]))
         ),
+        attributed_to=p.get("attributedTo"),
+        commission_to=tuple(p.get("commissionTo") or ()),
     )

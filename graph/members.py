@@ -9,13 +9,16 @@ from typing import Any
 
 from domain.commands import RegisterMember, UpdateMember
 from domain.errors import ErrorCode, NotFound, ReferralRejected, ValidationFailed
+from domain.events import EventType
 from domain.ids import Kind, new_id
 from domain.models import Channel, Interest, Member, Membership, Page
 from domain.pagination import decode_cursor, encode_cursor
 from domain.ports import MemberCounts, MemberFilter, MemberOrder
 from domain.referrals import check_referral, new_invite_code
 from graph.client import GraphClient, Tx, now, to_datetime
+from graph.campaigns import check_running, participate
 from graph.cypher import cypher
+from graph.events import event, record
 from graph.mapping import member_from, membership_from, tag_from
 from graph.paging import pages_by_parent, time_after, time_key
 
@@ -41,6 +44,8 @@ MEMBERS_JOINED_DESC = cypher(
       AND ($joinedTo IS NULL OR m.joinedAt < $joinedTo)
       AND ($communityId IS NULL OR EXISTS { (m)-[:MEMBER_OF]->(:Community {id: $communityId}) })
       AND ($tagId IS NULL OR EXISTS { (m)-[:INTERESTED_IN]->(:Tag {id: $tagId}) })
+      AND ($isKoc IS NULL OR coalesce(m.isKoc, false) = $isKoc)
+      AND ($minKolScore IS NULL OR m.kolScore >= $minKolScore)
       AND ($afterAt IS NULL OR m.joinedAt < $afterAt OR (m.joinedAt = $afterAt AND m.id < $afterId))
     WITH m ORDER BY m.joinedAt DESC, m.id DESC LIMIT $limit
     RETURN collect(m) AS members
@@ -56,6 +61,8 @@ MEMBERS_JOINED_ASC = cypher(
       AND ($joinedTo IS NULL OR m.joinedAt < $joinedTo)
       AND ($communityId IS NULL OR EXISTS { (m)-[:MEMBER_OF]->(:Community {id: $communityId}) })
       AND ($tagId IS NULL OR EXISTS { (m)-[:INTERESTED_IN]->(:Tag {id: $tagId}) })
+      AND ($isKoc IS NULL OR coalesce(m.isKoc, false) = $isKoc)
+      AND ($minKolScore IS NULL OR m.kolScore >= $minKolScore)
       AND ($afterAt IS NULL OR m.joinedAt > $afterAt OR (m.joinedAt = $afterAt AND m.id > $afterId))
     WITH m ORDER BY m.joinedAt ASC, m.id ASC LIMIT $limit
     RETURN collect(m) AS members
@@ -71,6 +78,8 @@ MEMBERS_LEVEL_DESC = cypher(
       AND ($joinedTo IS NULL OR m.joinedAt < $joinedTo)
       AND ($communityId IS NULL OR EXISTS { (m)-[:MEMBER_OF]->(:Community {id: $communityId}) })
       AND ($tagId IS NULL OR EXISTS { (m)-[:INTERESTED_IN]->(:Tag {id: $tagId}) })
+      AND ($isKoc IS NULL OR coalesce(m.isKoc, false) = $isKoc)
+      AND ($minKolScore IS NULL OR m.kolScore >= $minKolScore)
       AND ($afterLevel IS NULL OR m.level < $afterLevel OR (m.level = $afterLevel AND m.id > $afterId))
     WITH m ORDER BY m.level DESC, m.id ASC LIMIT $limit
     RETURN collect(m) AS members
@@ -86,6 +95,8 @@ MEMBERS_NAME_ASC = cypher(
       AND ($joinedTo IS NULL OR m.joinedAt < $joinedTo)
       AND ($communityId IS NULL OR EXISTS { (m)-[:MEMBER_OF]->(:Community {id: $communityId}) })
       AND ($tagId IS NULL OR EXISTS { (m)-[:INTERESTED_IN]->(:Tag {id: $tagId}) })
+      AND ($isKoc IS NULL OR coalesce(m.isKoc, false) = $isKoc)
+      AND ($minKolScore IS NULL OR m.kolScore >= $minKolScore)
       AND ($afterName IS NULL OR m.displayName > $afterName OR (m.displayName = $afterName AND m.id > $afterId))
     WITH m ORDER BY m.displayName ASC, m.id ASC LIMIT $limit
     RETURN collect(m) AS members
@@ -101,6 +112,8 @@ MEMBERS_COUNT = cypher(
       AND ($joinedTo IS NULL OR m.joinedAt < $joinedTo)
       AND ($communityId IS NULL OR EXISTS { (m)-[:MEMBER_OF]->(:Community {id: $communityId}) })
       AND ($tagId IS NULL OR EXISTS { (m)-[:INTERESTED_IN]->(:Tag {id: $tagId}) })
+      AND ($isKoc IS NULL OR coalesce(m.isKoc, false) = $isKoc)
+      AND ($minKolScore IS NULL OR m.kolScore >= $minKolScore)
     RETURN count(m) AS n
     """
 )
@@ -118,7 +131,7 @@ CREATE_MEMBER = cypher(
     WITH m
     OPTIONAL MATCH (i:Member {id: $inviterId}) WHERE i.tenantId = $tenant
     FOREACH (_ IN CASE WHEN i IS NULL THEN [] ELSE [1] END |
-      CREATE (i)-[:REFERRED {at: $now, code: $code, channel: $channel}]->(m))
+      CREATE (i)-[:REFERRED {at: $now, code: $code, channel: $channel, campaignId: $campaignId}]->(m))
     RETURN m
     """
 )
@@ -270,6 +283,8 @@ def _filter_params(f: MemberFilter) -> dict[str, Any]:
         "joinedTo": f.joined_to,
         "communityId": f.community_id,
         "tagId": f.tag_id,
+        "isKoc": f.is_koc,
+        "minKolScore": f.min_kol_score,
     }
 
 
@@ -348,6 +363,8 @@ class GraphMemberRepository:
                     raise NotFound(f"no member {cmd.inviter_id!r} to be the inviter", field="input.inviterId")
                 inviter = hit["id"]
             at = now()
+            if cmd.campaign_id is not None:
+                await check_running(self.graph, tx, tenant, cmd.campaign_id, at)
             props: dict[str, Any] = {
                 "id": new_id(Kind.MEMBER),
                 "tenantId": tenant,
@@ -365,18 +382,29 @@ class GraphMemberRepository:
                     props[key] = value
             row = await self.graph.run_one(
                 tx, CREATE_MEMBER, props=props, tenant=tenant, inviterId=inviter, now=at,
-                code=cmd.invite_code, channel=cmd.channel.value,
+                code=cmd.invite_code, channel=cmd.channel.value, campaignId=cmd.campaign_id,
             )
             assert row is not None
+            if cmd.campaign_id is not None and inviter is not None:
+                await participate(self.graph, tx, tenant, cmd.campaign_id, inviter=inviter, invitee=props["id"], at=at)
+            events = [event(tenant, EventType.MEMBER_REGISTERED, at, memberId=props["id"], inviterId=inviter,
+                            channel=props["channel"])]
+            if inviter is not None:
+                events.append(event(tenant, EventType.REFERRAL_CREATED, at, inviterId=inviter, inviteeId=props["id"],
+                                    code=cmd.invite_code, campaignId=cmd.campaign_id))
+            await record(self.graph, tx, events)
             return member_from(row["m"])
 
         return await self.graph.write(work)
 
     async def update(self, tenant: str, member_id: str, cmd: UpdateMember) -> Member:
         async def work(tx: Tx) -> Member:
-            row = await self.graph.run_one(tx, UPDATE_MEMBER, tenant=tenant, id=member_id, changes=cmd.changes())
+            changes = cmd.changes()
+            row = await self.graph.run_one(tx, UPDATE_MEMBER, tenant=tenant, id=member_id, changes=changes)
             if row is None:
                 raise NotFound(f"no member {member_id!r}", field="memberId")
+            await record(self.graph, tx, [event(tenant, EventType.MEMBER_UPDATED, memberId=member_id,
+                                                fields=sorted(changes))])
             return member_from(row["m"])
 
         return await self.graph.write(work)
@@ -394,8 +422,13 @@ class GraphMemberRepository:
             raise ValidationFailed("a member cannot follow themselves", field="memberId")
 
         async def work(tx: Tx) -> bool | None:
-            row = await self.graph.run_one(tx, FOLLOW, tenant=tenant, follower=follower, followee=followee, now=now())
-            return None if row is None else bool(row["created"])
+            at = now()
+            row = await self.graph.run_one(tx, FOLLOW, tenant=tenant, follower=follower, followee=followee, now=at)
+            if row is None:
+                return None
+            if row["created"]:
+                await record(self.graph, tx, [event(tenant, EventType.FOLLOWED, at, followerId=follower, followeeId=followee)])
+            return bool(row["created"])
 
         created = await self.graph.write(work)
         if created is None:
@@ -405,7 +438,10 @@ class GraphMemberRepository:
     async def unfollow(self, tenant: str, follower: str, followee: str) -> bool:
         async def work(tx: Tx) -> int:
             row = await self.graph.run_one(tx, UNFOLLOW, tenant=tenant, follower=follower, followee=followee)
-            return int(row["removed"]) if row else 0
+            removed = int(row["removed"]) if row else 0
+            if removed:
+                await record(self.graph, tx, [event(tenant, EventType.UNFOLLOWED, followerId=follower, followeeId=followee)])
+            return removed
 
         removed = await self.graph.write(work)
         if removed == 0:
@@ -433,6 +469,7 @@ class GraphMemberRepository:
                 tx, CREATE_REFERRAL, tenant=tenant, invitee=invitee, inviter=inviter, now=at, channel="manual"
             )
             assert created is not None
+            await record(self.graph, tx, [event(tenant, EventType.REFERRAL_CREATED, at, inviterId=inviter, inviteeId=invitee)])
             return to_datetime(created["at"])
 
         at = await self.graph.write(work)

@@ -27,7 +27,7 @@ from resolvers.common import (
 from resolvers.enums import Channel, PurchaseStatus
 from resolvers.members import Member
 
-__all__ = ["Product", "Purchase", "CommerceQuery", "CommerceMutation"]
+__all__ = ["CommerceMutation", "CommerceQuery", "Product", "Purchase"]
 
 
 @strawberry.type(description="A product (商品).")
@@ -79,6 +79,25 @@ class Purchase(Node):
     async def member(self, info: XInfo) -> Member | None:
         found = await info.context.loaders.member.load(self._p.member_id)
         return None if found is None else Member.from_domain(found)
+
+    @strawberry.field(description="The member credited with the sale (e.g. the KOL whose link was used), if any.")
+    async def attributed_to(self, info: XInfo) -> Member | None:
+        if self._p.attributed_to is None:
+            return None
+        found = await info.context.loaders.member.load(self._p.attributed_to)
+        return None if found is None else Member.from_domain(found)
+
+    @strawberry.field(description="Commission (分佣) recipients: the buyer's inviter (level 1), its inviter "
+                      "(level 2), ... at most `maxCommissionLevels` levels (default 2, never more than 3).")
+    async def commissions(self, info: XInfo) -> list[Commission]:
+        found = await info.context.loaders.member.load_many(list(self._p.commission_to))
+        return [Commission(level=i + 1, member=Member.from_domain(m)) for i, m in enumerate(found) if m is not None]
+
+
+@strawberry.type(description="One commission credit of a purchase.")
+class Commission:
+    level: int = strawberry.field(description="1 = the buyer's inviter, 2 = that member's inviter, ...")
+    member: Member
 
 
 async def load_product(info: XInfo, product_id: str, *, field: str = "id") -> Product | None:
@@ -135,6 +154,8 @@ class RecordPurchaseInput:
     idempotency_key: str = strawberry.field(description="Required. The same key again returns the original purchase.")
     channel: Channel = dm.Channel.APP  # type: ignore[valid-type]
     at: datetime | None = strawberry.field(default=None, description="When it was paid; defaults to now.")
+    attributed_to: strawberry.ID | None = strawberry.field(
+        default=None, description="A member to credit with the sale (e.g. the KOL whose share link was used).")
 
 
 @strawberry.type

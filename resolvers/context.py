@@ -15,6 +15,7 @@ from strawberry.dataloader import DataLoader
 
 from domain.auth import Principal
 from domain.models import (
+    Campaign,
     Comment,
     Community,
     Content,
@@ -24,6 +25,7 @@ from domain.models import (
     Page,
     Product,
     Purchase,
+    Referral,
     Tag,
 )
 from domain.ports import CommunityCounts, ContentCounts, MemberCounts, Repositories
@@ -88,6 +90,8 @@ class Loaders:
     posts: DataLoader[PageKey, Page[Content]]
     comments: DataLoader[PageKey, Page[Comment]]
     purchases_of: DataLoader[PageKey, Page[Purchase]]
+    referral: DataLoader[str, Referral | None]
+    campaign: DataLoader[str, Campaign | None]
     viewer_liked: DataLoader[str, bool] | None
 
     @classmethod
@@ -116,6 +120,8 @@ class Loaders:
             posts=_pages(ct.posts, tenant),
             comments=_pages(ct.comments, tenant),
             purchases_of=_pages(cm.purchases_of, tenant),
+            referral=_by_id(repos.growth.referrals_of, tenant),
+            campaign=_by_id(repos.campaigns.get_many, tenant),
             viewer_liked=None if viewer is None else _by_id(
                 lambda t, ids: ct.liked_by(t, viewer, ids), tenant  # type: ignore[arg-type]
             ),
@@ -129,6 +135,8 @@ class Context:
     principal: Principal
     repos: Repositories
     request_id: str
+    #: run after a mutation before answering: relays its events (read-your-writes for derived data)
+    after_mutation: Callable[[], Awaitable[object]] | None = field(default=None, repr=False)
     _loaders: Loaders | None = field(default=None, repr=False)
 
     @property

@@ -33,12 +33,27 @@ if TYPE_CHECKING:
     from resolvers.commerce import Purchase
     from resolvers.communities import Community
     from resolvers.content import Content
+    from resolvers.growth import Influence, Referral, ReferralStats, ScopeInput
+    from resolvers.recommendations import (
+        RecommendedCommunity,
+        RecommendedContent,
+        RecommendedMember,
+        RecommendedProduct,
+    )
 
 __all__ = ["Member", "Tag", "Interest", "MembersQuery", "MembersMutation", "load_member", "member_or_raise"]
 
 CommunityRef = Annotated["Community", strawberry.lazy("resolvers.communities")]
 ContentRef = Annotated["Content", strawberry.lazy("resolvers.content")]
 PurchaseRef = Annotated["Purchase", strawberry.lazy("resolvers.commerce")]
+InfluenceRef = Annotated["Influence", strawberry.lazy("resolvers.growth")]
+ReferralStatsRef = Annotated["ReferralStats", strawberry.lazy("resolvers.growth")]
+ReferralRef = Annotated["Referral", strawberry.lazy("resolvers.growth")]
+ScopeInputRef = Annotated["ScopeInput", strawberry.lazy("resolvers.growth")]
+RecommendedMemberRef = Annotated["RecommendedMember", strawberry.lazy("resolvers.recommendations")]
+RecommendedCommunityRef = Annotated["RecommendedCommunity", strawberry.lazy("resolvers.recommendations")]
+RecommendedContentRef = Annotated["RecommendedContent", strawberry.lazy("resolvers.recommendations")]
+RecommendedProductRef = Annotated["RecommendedProduct", strawberry.lazy("resolvers.recommendations")]
 
 
 @strawberry.type(description="A topic or profile tag (标签 / 话题).")
@@ -180,6 +195,68 @@ class Member(Node):
 
         return connection(page, Purchase.from_domain, count)  # type: ignore[return-value]
 
+    # --- growth analytics (resolvers.growth) and recommendations (resolvers.recommendations) ---
+
+    @strawberry.field(description="KOL/KOC standing in a scope (default: the whole tenant), with its components "
+                      "and when it was computed; null before the first computation. The member itself and staff.")
+    async def influence(self, info: XInfo, scope: ScopeInputRef | None = None) -> InfluenceRef | None:
+        from resolvers.growth import influence_of
+
+        return await influence_of(info, self._m.id, scope)  # type: ignore[arg-type]
+
+    @strawberry.field(description="The invitation that brought this member in, with its fraud signals; null when "
+                      "nobody invited it (or for other members' callers who are not staff).")
+    async def referral(self, info: XInfo) -> ReferralRef | None:
+        from resolvers.growth import referral_of
+
+        return await referral_of(info, self._m.id)  # type: ignore[return-value]
+
+    @strawberry.field(description="Referral numbers (邀请数据): invites, team, depth, activated and converted "
+                      "invitees, GMV. The member itself and staff.")
+    async def referral_stats(self, info: XInfo) -> ReferralStatsRef | None:
+        from resolvers.growth import referral_stats_of
+
+        return await referral_stats_of(info, self._m.id)  # type: ignore[return-value]
+
+    @strawberry.field(description="Members to follow, best first, each with a reason (the member itself and staff).")
+    async def recommended_members(self, info: XInfo, first: int | None = 10) -> list[RecommendedMemberRef]:
+        from resolvers.recommendations import RecommendedMember, recommendations
+
+        recs = await recommendations(info, self._m.id, "member", first)
+        found = await info.context.loaders.member.load_many([r.item_id for r in recs])
+        return [RecommendedMember(score=r.score, reason=r.reason, member=Member.from_domain(m))  # type: ignore[misc]
+                for r, m in zip(recs, found) if m is not None]
+
+    @strawberry.field(description="Communities to join, best first, each with a reason.")
+    async def recommended_communities(self, info: XInfo, first: int | None = 10) -> list[RecommendedCommunityRef]:
+        from resolvers.communities import Community
+        from resolvers.recommendations import RecommendedCommunity, recommendations
+
+        recs = await recommendations(info, self._m.id, "community", first)
+        found = await info.context.loaders.community.load_many([r.item_id for r in recs])
+        return [RecommendedCommunity(score=r.score, reason=r.reason, community=Community.from_domain(c))  # type: ignore[misc]
+                for r, c in zip(recs, found) if c is not None]
+
+    @strawberry.field(description="Content to read, best first, each with a reason.")
+    async def recommended_content(self, info: XInfo, first: int | None = 10) -> list[RecommendedContentRef]:
+        from resolvers.content import Content
+        from resolvers.recommendations import RecommendedContent, recommendations
+
+        recs = await recommendations(info, self._m.id, "content", first)
+        found = await info.context.loaders.content.load_many([r.item_id for r in recs])
+        return [RecommendedContent(score=r.score, reason=r.reason, content=Content.from_domain(c))  # type: ignore[misc]
+                for r, c in zip(recs, found) if c is not None]
+
+    @strawberry.field(description="Products, best first, each with a reason; empty without marketing consent.")
+    async def recommended_products(self, info: XInfo, first: int | None = 10) -> list[RecommendedProductRef]:
+        from resolvers.commerce import Product
+        from resolvers.recommendations import RecommendedProduct, recommendations
+
+        recs = await recommendations(info, self._m.id, "product", first)
+        found = await info.context.loaders.product.load_many([r.item_id for r in recs])
+        return [RecommendedProduct(score=r.score, reason=r.reason, product=Product.from_domain(p))  # type: ignore[misc]
+                for r, p in zip(recs, found) if p is not None]
+
 
 @strawberry.input(description="Filters of `members`; all optional and combined with AND.")
 class MemberFilterInput:
@@ -190,6 +267,10 @@ class MemberFilterInput:
     max_level: int | None = None
     joined_from: datetime | None = strawberry.field(default=None, description="Inclusive.")
     joined_to: datetime | None = strawberry.field(default=None, description="Exclusive.")
+    is_koc: bool | None = strawberry.field(default=None, description="KOCs (or not) as of the last tenant-wide "
+                                           "ranking.")
+    min_kol_score: float | None = strawberry.field(default=None, description="KOL score at least this (0–1), as of "
+                                                   "the last tenant-wide ranking.")
 
     def to_domain(self) -> MemberFilter:
         if self.community_id is not None:
@@ -204,6 +285,7 @@ class MemberFilterInput:
         return MemberFilter(
             community_id=self.community_id, tag_id=self.tag_id, channel=self.channel, min_level=self.min_level,
             max_level=self.max_level, joined_from=self.joined_from, joined_to=self.joined_to,
+            is_koc=self.is_koc, min_kol_score=self.min_kol_score,
         )
 
 
@@ -254,6 +336,8 @@ class RegisterMemberInput:
     level: int = 0
     invite_code: str | None = strawberry.field(default=None, description="Another member's invite code: creates the referral.")
     inviter_id: strawberry.ID | None = strawberry.field(default=None, description="The inviter's id: creates the referral.")
+    campaign_id: strawberry.ID | None = strawberry.field(
+        default=None, description="The fission campaign (裂变活动) of the invitation; needs inviteCode or inviterId.")
     marketing_consent: bool = False
     profiling_consent: bool = False
 

@@ -47,6 +47,11 @@ class NodeQuery:
         if kind is Kind.TAG:
             tag = await info.context.loaders.tag.load(id)
             return None if tag is None else Tag.from_domain(tag)
+        if kind is Kind.CAMPAIGN:
+            from resolvers.campaigns import Campaign
+
+            campaign = await info.context.loaders.campaign.load(id)
+            return None if campaign is None else Campaign.from_domain(campaign)
         from domain.errors import ValidationFailed
 
         raise ValidationFailed(f"id is not a Quanzi id: {id[:60]!r}", field="id")

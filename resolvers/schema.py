@@ -8,10 +8,12 @@ import strawberry
 from strawberry.extensions import SchemaExtension
 from strawberry.schema.config import StrawberryConfig
 
+from resolvers.campaigns import CampaignsMutation, CampaignsQuery
 from resolvers.commerce import CommerceMutation, CommerceQuery
 from resolvers.common import MINOR_UNITS_SCALAR, MinorUnits
 from resolvers.communities import CommunitiesMutation, CommunitiesQuery
 from resolvers.content import ContentMutation, ContentQuery
+from resolvers.growth import GrowthQuery
 from resolvers.members import MembersMutation, MembersQuery
 from resolvers.node import NodeQuery
 
@@ -19,16 +21,17 @@ __all__ = ["Query", "Mutation", "build_schema"]
 
 
 @strawberry.type
-class Query(NodeQuery, MembersQuery, CommunitiesQuery, ContentQuery, CommerceQuery):
+class Query(NodeQuery, MembersQuery, CommunitiesQuery, ContentQuery, CommerceQuery, GrowthQuery, CampaignsQuery):
     pass
 
 
 @strawberry.type
-class Mutation(MembersMutation, CommunitiesMutation, ContentMutation, CommerceMutation):
+class Mutation(MembersMutation, CommunitiesMutation, ContentMutation, CommerceMutation, CampaignsMutation):
     pass
 
 
 def build_schema(extensions: Sequence[type[SchemaExtension] | Callable[[], SchemaExtension]] = ()) -> strawberry.Schema:
+    from resolvers.campaigns import Campaign
     from resolvers.commerce import Product, Purchase
     from resolvers.communities import Community
     from resolvers.content import Comment, Content
@@ -37,7 +40,7 @@ def build_schema(extensions: Sequence[type[SchemaExtension] | Callable[[], Schem
     return strawberry.Schema(
         query=Query,
         mutation=Mutation,
-        types=[Member, Community, Content, Comment, Tag, Product, Purchase],
+        types=[Member, Community, Content, Comment, Tag, Product, Purchase, Campaign],
         extensions=list(extensions),
         config=StrawberryConfig(scalar_map={MinorUnits: MINOR_UNITS_SCALAR}),
     )

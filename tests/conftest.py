@@ -58,7 +58,9 @@ def tenant() -> str:
 
 @pytest.fixture(scope="session")
 def settings() -> Settings:
-    return Settings(env="test", jwt_secret=JWT_SECRET, demo_members=0)  # type: ignore[arg-type]
+    # background jobs off: tests drive the relay (flush after mutations) and recomputes themselves
+    return Settings(env="test", jwt_secret=JWT_SECRET, demo_members=0, relay_interval=3600,  # type: ignore[arg-type]
+                    scheduler_interval=0)
 
 
 @pytest_asyncio.fixture(scope="session")

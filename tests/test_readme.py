@@ -76,17 +76,25 @@ def test_readme_operations_run(server):
     base, tenant, _, _ = server
     token = issue_token(Settings(), tenant=tenant, roles=["operator"])
     operations = blocks("graphql")
-    assert len(operations) == 3
+    assert len(operations) == 4
     results = []
     for operation in operations:
         body = httpx.post(base + "/graphql", json={"query": operation}, headers={"Authorization": f"Bearer {token}"},
                           timeout=30).json()
         assert "errors" not in body, body
         results.append(body["data"])
-    top, feeds, register = results
+    top, feeds, register, growth = results
     assert top["members"]["totalCount"] > 0 and all(e["node"]["level"] >= 5 for e in top["members"]["edges"])
     assert len(feeds["communities"]["nodes"]) == 3
     assert register["registerMember"]["__typename"] == "MemberPayload"
+    # serve computed the demo tenant's ranking and referral aggregates on first start
+    ranking = growth["kolRanking"]
+    assert ranking["totalCount"] >= 300 and [n["rank"] for n in ranking["nodes"]] == [1, 2, 3, 4, 5]
+    assert ranking["nodes"][0]["influence"]["components"]["followers"] > 0
+    assert len(growth["koc"]["nodes"]) > 0
+    assert len(growth["members"]["nodes"]) == 3
+    assert sum(m["referralStats"]["teamSize"] for m in growth["members"]["nodes"]) >= 0
+    assert any(m["recommendedMembers"] for m in growth["members"]["nodes"])
 
 
 def test_readme_curl_runs(server):
