@@ -102,11 +102,12 @@ class GrowthService:
     async def referral_stats(self, tenant: str, member_id: str) -> ReferralStats | None:
         """From Redis when the tenant's aggregates are built; else (or when Redis is down) from the graph."""
         try:
-            if await self.stats_store.is_built(tenant):
-                stats = await self.stats_store.stats(tenant, member_id)
+            stats = await self.stats_store.stats_if_built(tenant, member_id)
+            if stats is not None:
                 if not stats.is_empty():
                     return stats
-                # an empty hash is also what an unknown member reads as: ask the graph
+                # most members invited nobody and did nothing; an unknown id reads the same way
+                return stats if await self.referrals.exists(tenant, member_id) else None
         except _REDIS_DOWN as exc:
             log.warning("referral stats from the graph, Redis unavailable: %s", exc)
         return await self.referrals.stats_from_graph(tenant, member_id)
@@ -252,6 +253,17 @@ class KolScheduler:
         self.clock = clock
         self.runs: list[RecomputeResult] = []
 
+    async def scopes(self, tenant: str) -> list[Scope]:
+        """The tenant scope, plus every community or topic scope someone has ranked before."""
+        found = [Scope(ScopeKind.TENANT)]
+        async for raw in self.redis.scan_iter(match=f"q:{tenant}:kol:*:cur", count=1000):
+            key = (raw.decode() if isinstance(raw, bytes) else str(raw)).split(":")[3]
+            if key.startswith("com_"):
+                found.append(Scope(ScopeKind.COMMUNITY, key))
+            elif key.startswith("tag_"):
+                found.append(Scope(ScopeKind.TOPIC, key))
+        return found
+
     async def due(self, tenant: str, scope: Scope) -> bool:
         meta = await kol.KolStore(self.redis).meta(tenant, scope)
         version = await graph_version(self.redis, tenant)
@@ -268,12 +280,13 @@ class KolScheduler:
         if tenants is None:
             tenants = sorted(raw.decode() for raw in await self.redis.smembers(TENANTS_KEY))
         for tenant in tenants:
-            scope = Scope(ScopeKind.TENANT)
-            if await self.due(tenant, scope):
-                result = await recompute_kol(self.graph, self.redis, tenant, scope)
-                if not result.skipped:
-                    log.info("KOL ranking of %s recomputed: %d members in %.2fs", tenant, result.members, result.seconds)
-                    done.append(result)
+            for scope in await self.scopes(tenant):
+                if await self.due(tenant, scope):
+                    result = await recompute_kol(self.graph, self.redis, tenant, scope)
+                    if not result.skipped:
+                        log.info("KOL ranking of %s (%s) recomputed: %d members in %.2fs", tenant, scope.key,
+                                 result.members, result.seconds)
+                        done.append(result)
         self.runs.extend(done)
         return done
 

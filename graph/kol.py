@@ -71,36 +71,33 @@ WRITE_BACK = cypher(
     UNWIND range(0, size($ids) - 1) AS i
     MATCH (m:Member {id: $ids[i]}) WHERE m.tenantId = $tenant
     SET m.kolScore = $scores[i], m.kocScore = $kocScores[i], m.isKoc = $isKoc[i], m.kolRank = $ranks[i],
-        m.kolComponents = $components[i], m.kolComputedAt = $at, m.kolGraphVersion = $version
+        m.kocRank = $kocRanks[i], m.kolComponents = $components[i], m.kolComputedAt = $at,
+        m.kolGraphVersion = $version, m.kolTotal = $kolTotal, m.kocTotal = $kocTotal
     """
 )
-# The tenant-wide ranking read back from the members when Redis is unavailable.
+# The tenant-wide ranking read back from the members when Redis is unavailable: a range
+# of ranks is an index seek on (tenantId, kolRank) / (tenantId, kocRank); the member
+# ranked first carries the run's totals and time.
 KOL_FROM_GRAPH = cypher(
     """
+    MATCH (top:Member {tenantId: $tenant, kolRank: 1})
     CALL () {
-      MATCH (m:Member {tenantId: $tenant}) WHERE m.kolRank > $offset
-      WITH m ORDER BY m.kolRank LIMIT $limit
-      RETURN collect([m.id, m.kolRank, m.kolComponents, m.kolScore, m.kocScore]) AS rows
+      MATCH (m:Member {tenantId: $tenant}) WHERE m.kolRank > $offset AND m.kolRank <= $offset + $limit
+      WITH m ORDER BY m.kolRank
+      RETURN collect([m.id, m.kolRank, m.kolComponents, m.kolScore]) AS rows
     }
-    CALL () {
-      MATCH (m:Member {tenantId: $tenant}) WHERE m.kolRank IS NOT NULL
-      RETURN count(m) AS total, max(m.kolComputedAt) AS computedAt, max(m.kolGraphVersion) AS version
-    }
-    RETURN rows, total, computedAt, version
+    RETURN rows, top.kolTotal AS total, top.kolComputedAt AS computedAt, top.kolGraphVersion AS version
     """
 )
 KOC_FROM_GRAPH = cypher(
     """
+    MATCH (top:Member {tenantId: $tenant, kolRank: 1})
     CALL () {
-      MATCH (m:Member {tenantId: $tenant}) WHERE m.isKoc = true
-      WITH m ORDER BY m.kocScore DESC, m.id DESC SKIP $offset LIMIT $limit
-      RETURN collect([m.id, m.kolRank, m.kolComponents, m.kolScore, m.kocScore]) AS rows
+      MATCH (m:Member {tenantId: $tenant}) WHERE m.kocRank > $offset AND m.kocRank <= $offset + $limit
+      WITH m ORDER BY m.kocRank
+      RETURN collect([m.id, m.kocRank, m.kolComponents, m.kocScore]) AS rows
     }
-    CALL () {
-      MATCH (m:Member {tenantId: $tenant}) WHERE m.isKoc = true
-      RETURN count(m) AS total, max(m.kolComputedAt) AS computedAt, max(m.kolGraphVersion) AS version
-    }
-    RETURN rows, total, computedAt, version
+    RETURN rows, top.kocTotal AS total, top.kolComputedAt AS computedAt, top.kolGraphVersion AS version
     """
 )
 MEMBER_KOL_FROM_GRAPH = cypher(
@@ -216,14 +213,18 @@ async def write_back(graph: GraphClient, run: KolRun, *, batch: int = 5_000) -> 
     s = run.scores
     ranks = np.empty(s.n, dtype=np.int64)
     ranks[redis_order(run.member_ids, s.score)] = np.arange(1, s.n + 1)
+    koc = np.flatnonzero(s.is_koc)
+    koc_ranks: list[int | None] = [None] * s.n
+    for position, i in enumerate(koc[redis_order([run.member_ids[j] for j in koc], s.koc_score[koc])], start=1):
+        koc_ranks[int(i)] = position
     components = [row.decode() for row in _component_rows(s)]
     for lo in range(0, s.n, batch):
         hi = min(lo + batch, s.n)
         params: dict[str, Any] = {
             "tenant": run.tenant, "ids": run.member_ids[lo:hi], "scores": s.score[lo:hi].tolist(),
             "kocScores": s.koc_score[lo:hi].tolist(), "isKoc": s.is_koc[lo:hi].tolist(),
-            "ranks": ranks[lo:hi].tolist(), "components": components[lo:hi], "at": run.computed_at,
-            "version": run.graph_version,
+            "ranks": ranks[lo:hi].tolist(), "kocRanks": koc_ranks[lo:hi], "components": components[lo:hi],
+            "at": run.computed_at, "version": run.graph_version, "kolTotal": s.n, "kocTotal": len(koc),
         }
 
         async def work(tx: Tx, params: dict[str, Any] = params) -> None:
@@ -236,15 +237,12 @@ async def page_from_graph(graph: GraphClient, tenant: str, kind: RankingKind, of
     """The tenant-wide ranking as last written back to the members (the path without Redis)."""
     query = KOL_FROM_GRAPH if kind is RankingKind.KOL else KOC_FROM_GRAPH
     row = await graph.read_one(query, tenant=tenant, offset=offset, limit=limit)
-    if row is None or row["computedAt"] is None:
+    if row is None:
         return None
     items = []
-    for i, (member_id, rank, comp, kol_score, koc_score) in enumerate(row["rows"]):
-        influence = _influence(comp.encode())
-        position = offset + i + 1
-        items.append(RankedMember(member_id=member_id, rank=int(rank) if kind is RankingKind.KOL else position,
-                                  score=float(kol_score if kind is RankingKind.KOL else koc_score),
-                                  influence=influence))
+    for member_id, rank, comp, score in row["rows"]:
+        items.append(RankedMember(member_id=member_id, rank=int(rank), score=float(score),
+                                  influence=_influence(comp.encode())))
     return RankingPage(items=items, total=int(row["total"]), computed_at=to_datetime(row["computedAt"]),
                        graph_version=int(row["version"] or 0))
 

@@ -340,6 +340,15 @@ class ReferralStatsStore:
             rows = await pipe.execute()
         return [_from_fields(member_id, raw) for member_id, raw in zip(ids, rows, strict=True)]
 
+    async def stats_if_built(self, tenant: str, member_id: str) -> ReferralStats | None:
+        """One member's numbers, or ``None`` while the tenant is not built; one round trip."""
+        p = _prefix(tenant)
+        async with self._redis.pipeline(transaction=False) as pipe:
+            pipe.exists(p + "built")
+            pipe.hgetall(p + "m:" + member_id)
+            built, raw = await pipe.execute()
+        return _from_fields(member_id, raw) if built else None
+
     async def is_built(self, tenant: str) -> bool:
         """Whether a full rebuild has finished for *tenant* (and none is running)."""
         return bool(await self._redis.exists(_prefix(tenant) + "built"))

@@ -78,6 +78,7 @@ FOREST_PURCHASES = cypher(
     RETURN collect([m.id, p.amount, p.currency, coalesce(p.attributedTo, '')]) AS paid
     """
 )
+MEMBER_EXISTS = cypher("MATCH (m:Member {id: $memberId}) WHERE m.tenantId = $tenant RETURN m.id AS id")
 REFERRALS_OF = cypher(
     """
     UNWIND $ids AS id
@@ -160,6 +161,9 @@ class GraphReferrals:
             items=items[:first], has_next=len(items) > first,
             level_counts=[counts.get(level, 0) for level in range(1, max(counts, default=0) + 1)],
         )
+
+    async def exists(self, tenant: str, member_id: str) -> bool:
+        return await self.graph.read_one(MEMBER_EXISTS, tenant=tenant, memberId=member_id) is not None
 
     async def stats_from_graph(self, tenant: str, member_id: str) -> ReferralStats | None:
         """A member's referral aggregates computed from its downline in the graph (the slow path)."""

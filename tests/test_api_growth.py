@@ -439,9 +439,14 @@ async def test_the_scheduler_recomputes_when_enough_has_changed(
 
     assert await redis.get(version_key(tenant)) is not None
     assert await scheduler.due(tenant, Scope())
+    community = Scope(ScopeKind.COMMUNITY, circle["community"])
+    await recompute_kol(app_graph, redis, tenant, community)  # ranked once: the scheduler keeps it fresh too
+    await follow(api, operator_token, circle["fans"][4], circle["seller"])
+    await follow(api, operator_token, circle["fans"][5], circle["seller"])
+    await follow(api, operator_token, circle["fans"][6], circle["seller"])
     results = await scheduler.check(tenants=[tenant])
-    assert [(r.tenant, r.members) for r in results] == [(tenant, 12)]
-    assert not await scheduler.due(tenant, Scope())
+    assert sorted((r.scope.key, r.members) for r in results) == sorted([("tenant", 12), (circle["community"], 12)])
+    assert not await scheduler.due(tenant, Scope()) and not await scheduler.due(tenant, community)
 
 
 async def test_ranking_needs_a_staff_role(api: Any, circle: dict[str, Any]) -> None:
@@ -483,3 +488,66 @@ async def test_rankings_are_read_from_the_members_when_redis_is_down(
             await slow.kol_page(tenant, Scope(ScopeKind.COMMUNITY, circle["community"]), RankingKind.KOL, 0, 20)
     finally:
         await down.aclose()
+
+
+REFERRAL = "query($id: ID!) { member(id: $id) { referral { inviter { id } riskSignals { kind detail } } } }"
+
+
+async def test_referrals_carry_their_fraud_signals(api: Any, operator_token: str) -> None:
+    farmer = (await register(api, operator_token, "Farmer"))["id"]
+    invitees = [(await register(api, operator_token, f"Bot {i}", inviterId=farmer, phone=f"1390000{i:04d}"))["id"]
+                for i in range(10)]
+    honest = (await register(api, operator_token, "Honest"))["id"]
+    friend = (await register(api, operator_token, "Friend", inviterId=honest, phone="13712345678"))["id"]
+
+    bot = (await api.ok(REFERRAL, {"id": invitees[0]}, token=operator_token))["member"]["referral"]
+    ok = (await api.ok(REFERRAL, {"id": friend}, token=operator_token))["member"]["referral"]
+
+    assert bot["inviter"] == {"id": farmer}
+    assert sorted(s["kind"] for s in bot["riskSignals"]) == ["SHARED_PHONE_PREFIX", "VELOCITY_BURST"]
+    assert ok == {"inviter": {"id": honest}, "riskSignals": []}
+    assert (await api.ok(REFERRAL, {"id": farmer}, token=operator_token))["member"]["referral"] is None
+
+
+def test_the_recompute_command_ranks_a_scope_with_a_progress_bar(stack: Any, tenant: str) -> None:
+    import os
+    import subprocess
+    import sys
+
+    from tests.conftest import PASSWORD, ROOT
+
+    env = dict(os.environ, QUANZI_NEO4J_URI=stack.graph.uri, QUANZI_NEO4J_USER="root", QUANZI_NEO4J_PASSWORD=PASSWORD,
+               QUANZI_NEO4J_DATABASE="quanzi", QUANZI_REDIS_URL=stack.redis.url)
+    run = [sys.executable, "-m", "api.cli", "recompute"]
+
+    kol_run = subprocess.run([*run, "kol", "--tenant", tenant], cwd=ROOT, env=env, capture_output=True, text=True,
+                             timeout=120)
+    refs = subprocess.run([*run, "referrals", "--tenant", tenant], cwd=ROOT, env=env, capture_output=True, text=True,
+                          timeout=120)
+    bad = subprocess.run([*run, "kol", "--tenant", tenant, "--community", "mem_wrongkind"], cwd=ROOT, env=env,
+                         capture_output=True, text=True, timeout=120)
+
+    assert kol_run.returncode == 0, kol_run.stderr
+    assert kol_run.stdout.startswith(f"ranked 0 members of '{tenant}' (tenant)")
+    assert "kol tenant" in kol_run.stderr and "5/5" in kol_run.stderr  # the progress bar reached the last stage
+    assert refs.returncode == 0 and refs.stdout.strip() == f"rebuilt the referral aggregates of 0 members of tenant '{tenant}'"
+    assert bad.returncode == 2 and bad.stderr.startswith("quanzi: error: --community must be a community id")
+    assert "Traceback" not in bad.stderr
+
+
+async def test_topic_scope_ranks_who_writes_and_engages_on_the_topic(
+    api: Any, operator_token: str, circle: dict[str, Any], app_graph: GraphClient, redis: aioredis.Redis, tenant: str
+) -> None:
+    made = await post(api, operator_token, circle["star"], circle["community"], "Trail shoes", topics=["trail running"])
+    content = made["content"]["id"]
+    for fan in circle["fans"][:2]:
+        await api.ok(LIKE, {"c": content, "as": fan}, token=operator_token)
+    topic = (await api.ok("query($id: ID!) { content(id: $id) { topics { id } } }", {"id": content},
+                          token=operator_token))["content"]["topics"][0]["id"]
+    await recompute_kol(app_graph, redis, tenant, Scope(ScopeKind.TOPIC, topic))
+
+    data = (await api.ok(RANKING, {"scope": {"kind": "TOPIC", "id": topic}}, token=operator_token))["kolRanking"]
+
+    assert data["totalCount"] == 3
+    assert data["edges"][0]["node"]["member"]["id"] == circle["star"]
+    assert {e["node"]["member"]["id"] for e in data["edges"]} == {circle["star"], *circle["fans"][:2]}
