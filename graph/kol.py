@@ -72,7 +72,8 @@ WRITE_BACK = cypher(
     MATCH (m:Member {id: $ids[i]}) WHERE m.tenantId = $tenant
     SET m.kolScore = $scores[i], m.kocScore = $kocScores[i], m.isKoc = $isKoc[i], m.kolRank = $ranks[i],
         m.kocRank = $kocRanks[i], m.kolComponents = $components[i], m.kolComputedAt = $at,
-        m.kolGraphVersion = $version, m.kolTotal = $kolTotal, m.kocTotal = $kocTotal
+        m.kolGraphVersion = $version, m.kolTotal = $kolTotal, m.kocTotal = $kocTotal,
+        m.followDegree = $degrees[i]
     """
 )
 # The tenant-wide ranking read back from the members when Redis is unavailable: a range
@@ -134,6 +135,8 @@ class KolRun:
     computed_at: datetime
     graph_version: int
     timings: dict[str, float]
+    #: FOLLOWS relationships per member, both directions (written back for recommendations)
+    follow_degree: npt.NDArray[np.int64] | None = None
 
 
 def inputs_from(g: EngagementGraph, *, weights: InteractionWeights | None = None,
@@ -186,9 +189,10 @@ async def compute(graph: GraphClient, tenant: str, scope: Scope, *, graph_versio
     scores = score_influence(inputs, weights, koc)
     scored = time.perf_counter()
     stage("scoring")
+    out_degree, in_degree = algorithms.degrees(projection.n, projection.follow_src, projection.follow_dst)
     return KolRun(
         tenant=tenant, scope=scope, member_ids=projection.member_ids, scores=scores, computed_at=now(),
-        graph_version=graph_version,
+        graph_version=graph_version, follow_degree=(out_degree + in_degree).astype(np.int64),
         timings={
             "pull": projection.pull_seconds, "projection": pulled - started,
             "algorithms": algos - pulled, "scoring": scored - algos,
@@ -218,6 +222,7 @@ async def write_back(graph: GraphClient, run: KolRun, *, batch: int = 5_000) -> 
     for position, i in enumerate(koc[redis_order([run.member_ids[j] for j in koc], s.koc_score[koc])], start=1):
         koc_ranks[int(i)] = position
     components = [row.decode() for row in _component_rows(s)]
+    degrees: list[int | None] = [None] * s.n if run.follow_degree is None else run.follow_degree.tolist()
     for lo in range(0, s.n, batch):
         hi = min(lo + batch, s.n)
         params: dict[str, Any] = {
@@ -225,6 +230,7 @@ async def write_back(graph: GraphClient, run: KolRun, *, batch: int = 5_000) -> 
             "kocScores": s.koc_score[lo:hi].tolist(), "isKoc": s.is_koc[lo:hi].tolist(),
             "ranks": ranks[lo:hi].tolist(), "kocRanks": koc_ranks[lo:hi], "components": components[lo:hi],
             "at": run.computed_at, "version": run.graph_version, "kolTotal": s.n, "kocTotal": len(koc),
+            "degrees": degrees[lo:hi],
         }
 
         async def work(tx: Tx, params: dict[str, Any] = params) -> None:

@@ -378,10 +378,12 @@ async def test_rankings_are_written_back_to_members(
 ) -> None:
     await recompute_kol(app_graph, redis, tenant, Scope())
 
-    rows = await app_graph.read("MATCH (m:Member {id: $id}) RETURN m.kolRank AS rank, m.isKoc AS koc",
-                                id=circle["star"], tenant=tenant)
+    rows = await app_graph.read(
+        "MATCH (m:Member {id: $id}) RETURN m.kolRank AS rank, m.isKoc AS koc, m.followDegree AS degree",
+        id=circle["star"], tenant=tenant)
 
     assert rows[0]["rank"] == 1 and rows[0]["koc"] is False
+    assert rows[0]["degree"] == 8  # eight fans follow the star; recommendations weigh by it
     kocs = await api.ok("{ members(filter: {isKoc: true}) { totalCount nodes { id } } }", token=operator_token)
     assert kocs["members"] == {"totalCount": 1, "nodes": [{"id": circle["seller"]}]}
     star = (await api.ok(INFLUENCE, {"id": circle["star"]}, token=operator_token))["member"]["influence"]
