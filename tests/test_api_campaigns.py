@@ -118,3 +118,16 @@ def test_k_factor_and_cycle_time_definitions() -> None:
     assert v.viral_cycle == timedelta(hours=3)
     assert (none.invitations_per_participant, none.conversion_rate, none.k_factor, none.viral_cycle) == (
         None, None, 0.4, None)
+
+
+async def test_a_campaign_reads_by_id_and_as_a_node(api: Any, operator_token: str) -> None:
+    campaign = await running_campaign(api, operator_token, kind="GROUP_BUY")
+
+    data = await api.ok("query($id: ID!) { campaign(id: $id) { id name kind } node(id: $id) { __typename id } }",
+                        {"id": campaign}, token=operator_token)
+    other = await api.ok("query($id: ID!) { campaign(id: $id) { id } }", {"id": campaign},
+                         token=api.token("operator", tenant="ten_someoneelse"))
+
+    assert data == {"campaign": {"id": campaign, "name": "Spring fission", "kind": "GROUP_BUY"},
+                    "node": {"__typename": "Campaign", "id": campaign}}
+    assert other == {"campaign": None}
