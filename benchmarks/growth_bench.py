@@ -22,7 +22,6 @@ import argparse
 import asyncio
 import os
 import platform
-import subprocess
 import sys
 import time
 from collections.abc import Awaitable, Callable
@@ -37,6 +36,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from api.auth import issue_token  # noqa: E402
+from benchmarks.harness import server  # noqa: E402
 from api.runtime import endpoints  # noqa: E402
 from api.settings import Settings  # noqa: E402
 from domain.growth import Scope  # noqa: E402
@@ -44,7 +44,6 @@ from domain.influence import RankingKind  # noqa: E402
 from graph import kol  # noqa: E402
 from graph.client import GraphClient  # noqa: E402
 from graph.demo_data import has_members, load_demo  # noqa: E402
-from graph.embedded import free_port  # noqa: E402
 from graph.growth import GrowthService, rebuild_referrals, recompute_kol  # noqa: E402
 from graph.kol import KolStore  # noqa: E402
 from graph.migrations import migrate  # noqa: E402
@@ -187,26 +186,9 @@ def main() -> None:
     with endpoints(settings, data_dir=ROOT / ".data" / f"bench-growth-{args.members}") as ep:
         figures = asyncio.run(prepare(ep, args.members))
         service = asyncio.run(service_latencies(ep, figures, args.seconds))
-        port = free_port()
-        env = dict(os.environ, QUANZI_NEO4J_URI=ep.graph_uri, QUANZI_NEO4J_USER=ep.graph_user,
-                   QUANZI_NEO4J_PASSWORD=ep.graph_password, QUANZI_NEO4J_DATABASE=ep.graph_database or "",
-                   QUANZI_REDIS_URL=ep.redis_url, QUANZI_PORT=str(port), QUANZI_DEMO_MEMBERS="0",
-                   QUANZI_SCHEDULER_INTERVAL="0")
-        server = subprocess.Popen([sys.executable, "-m", "api.cli", "serve"], cwd=ROOT, env=env,
-                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        base = f"http://127.0.0.1:{port}"
-        try:
-            for _ in range(300):
-                try:
-                    if httpx.get(base + "/healthz", timeout=1).status_code == 200:
-                        break
-                except httpx.TransportError:
-                    time.sleep(0.2)
+        with server(ep, QUANZI_SCHEDULER_INTERVAL="0") as base:
             token = issue_token(settings, tenant=TENANT, roles=["operator"])
             http = asyncio.run(http_latencies(base, token, figures, args.seconds))
-        finally:
-            server.terminate()
-            server.wait(timeout=30)
     result = figures["kol"]
     stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     lines = [

@@ -17,7 +17,6 @@ import argparse
 import asyncio
 import os
 import platform
-import subprocess
 import sys
 import time
 from datetime import UTC, datetime
@@ -29,12 +28,12 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from api.app import repositories  # noqa: E402
+from benchmarks.harness import server  # noqa: E402
 from api.auth import issue_token  # noqa: E402
 from api.runtime import endpoints  # noqa: E402
 from api.settings import Settings  # noqa: E402
 from graph.client import GraphClient  # noqa: E402
 from graph.demo_data import has_members, load_demo  # noqa: E402
-from graph.embedded import free_port  # noqa: E402
 from graph.migrations import migrate  # noqa: E402
 
 TENANT = "bench"
@@ -150,20 +149,7 @@ def main() -> None:
     settings = Settings()
     with endpoints(settings, data_dir=ROOT / ".data" / "bench") as ep:
         member, community = asyncio.run(prepare(ep, args.members))
-        port = free_port()
-        env = dict(os.environ, QUANZI_NEO4J_URI=ep.graph_uri, QUANZI_NEO4J_USER=ep.graph_user,
-                   QUANZI_NEO4J_PASSWORD=ep.graph_password, QUANZI_NEO4J_DATABASE=ep.graph_database or "",
-                   QUANZI_REDIS_URL=ep.redis_url, QUANZI_PORT=str(port), QUANZI_DEMO_MEMBERS="0")
-        server = subprocess.Popen([sys.executable, "-m", "api.cli", "serve"], cwd=ROOT, env=env,
-                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        base = f"http://127.0.0.1:{port}"
-        try:
-            for _ in range(300):
-                try:
-                    if httpx.get(base + "/healthz", timeout=1).status_code == 200:
-                        break
-                except httpx.TransportError:
-                    time.sleep(0.2)
+        with server(ep) as base:
             token = issue_token(settings, tenant=TENANT, roles=["operator"])
             baseline = asyncio.run(bolt_baseline(ep, member, community, args.seconds / 2))
             ops = [("(a) member profile", "profile", PROFILE, {"id": member}),
@@ -176,9 +162,6 @@ def main() -> None:
                     lat = asyncio.run(drive(base, token, query, variables, clients, args.seconds))
                     rps = len(lat) / args.seconds
                     rows.append((label, clients, len(lat), rps, pct(lat, 0.5), pct(lat, 0.99), base_p50))
-        finally:
-            server.terminate()
-            server.wait(timeout=30)
     stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     lines = [
         f"# HTTP benchmark ({args.members:,} demo members, {stamp}, {platform.machine()}, {os.cpu_count()} cores)",

@@ -45,7 +45,6 @@ __all__ = [
     "degrees",
     "pagerank",
     "pagerank_reference",
-    "percentile_ranks",
     "two_hop_reach",
     "two_hop_reach_reference",
 ]
@@ -1022,45 +1021,3 @@ def _reach_batch(first: int, last: int, owners: I32, sketches: I32, lengths: I64
         np.cumsum(count, out=group[1:])
         kth = sorted_hash[ranks[group[est] + k - 1]]
         reach[first + est] = np.minimum(np.rint((k - 1) / kth), n_others).astype(np.int64)
-
-
-# --------------------------------------------------------------------------------------------
-# percentile ranks
-
-
-def percentile_ranks(values: F64) -> F64:
-    """Percentile rank of each value among all of them, in ``[0, 1]``.
-
-    ``(rank - 1) / (n - 1)`` with ranks ``1..n`` from smallest to largest; tied values get
-    the average of their ranks (so all-equal values all get 0.5). A single value gets 0.5
-    as well: it is tied with the whole population, and 0.5 keeps "the middle" meaning the
-    same for every ``n``.
-
-    Parameters
-    ----------
-    values : float64 array, shape (n,)
-        Finite values (NaN raises ValueError).
-
-    Returns
-    -------
-    float64 array, shape (n,)
-        Empty when ``n == 0``.
-    """
-    v = np.asarray(values, dtype=np.float64)
-    if v.ndim != 1:
-        raise ValueError(f"values must be a 1-D array, got shape {v.shape}")
-    n = v.size
-    if n == 0:
-        return np.zeros(0)
-    if np.isnan(v).any():
-        raise ValueError("values must not contain NaN")
-    if n == 1:
-        return np.full(1, 0.5)
-    order = np.argsort(v, kind="stable")
-    ordered = v[order]
-    starts = np.flatnonzero(np.concatenate([[True], ordered[1:] != ordered[:-1]]))
-    counts = np.diff(np.append(starts, n))
-    average_rank = starts + (counts + 1) / 2.0  # 1-based average rank of each tie group
-    ranks = np.empty(n)
-    ranks[order] = np.repeat(average_rank, counts)
-    return (ranks - 1.0) / (n - 1)

@@ -220,42 +220,27 @@ class Member(Node):
 
     @strawberry.field(description="Members to follow, best first, each with a reason (the member itself and staff).")
     async def recommended_members(self, info: XInfo, first: int | None = 10) -> list[RecommendedMemberRef]:
-        from resolvers.recommendations import RecommendedMember, recommendations
+        from resolvers.recommendations import recommended_members
 
-        recs = await recommendations(info, self._m.id, "member", first)
-        found = await info.context.loaders.member.load_many([r.item_id for r in recs])
-        return [RecommendedMember(score=r.score, reason=r.reason, member=Member.from_domain(m))  # type: ignore[misc]
-                for r, m in zip(recs, found) if m is not None]
+        return await recommended_members(info, self._m.id, first)  # type: ignore[return-value]
 
     @strawberry.field(description="Communities to join, best first, each with a reason.")
     async def recommended_communities(self, info: XInfo, first: int | None = 10) -> list[RecommendedCommunityRef]:
-        from resolvers.communities import Community
-        from resolvers.recommendations import RecommendedCommunity, recommendations
+        from resolvers.recommendations import recommended_communities
 
-        recs = await recommendations(info, self._m.id, "community", first)
-        found = await info.context.loaders.community.load_many([r.item_id for r in recs])
-        return [RecommendedCommunity(score=r.score, reason=r.reason, community=Community.from_domain(c))  # type: ignore[misc]
-                for r, c in zip(recs, found) if c is not None]
+        return await recommended_communities(info, self._m.id, first)  # type: ignore[return-value]
 
     @strawberry.field(description="Content to read, best first, each with a reason.")
     async def recommended_content(self, info: XInfo, first: int | None = 10) -> list[RecommendedContentRef]:
-        from resolvers.content import Content
-        from resolvers.recommendations import RecommendedContent, recommendations
+        from resolvers.recommendations import recommended_content
 
-        recs = await recommendations(info, self._m.id, "content", first)
-        found = await info.context.loaders.content.load_many([r.item_id for r in recs])
-        return [RecommendedContent(score=r.score, reason=r.reason, content=Content.from_domain(c))  # type: ignore[misc]
-                for r, c in zip(recs, found) if c is not None]
+        return await recommended_content(info, self._m.id, first)  # type: ignore[return-value]
 
     @strawberry.field(description="Products, best first, each with a reason; empty without marketing consent.")
     async def recommended_products(self, info: XInfo, first: int | None = 10) -> list[RecommendedProductRef]:
-        from resolvers.commerce import Product
-        from resolvers.recommendations import RecommendedProduct, recommendations
+        from resolvers.recommendations import recommended_products
 
-        recs = await recommendations(info, self._m.id, "product", first)
-        found = await info.context.loaders.product.load_many([r.item_id for r in recs])
-        return [RecommendedProduct(score=r.score, reason=r.reason, product=Product.from_domain(p))  # type: ignore[misc]
-                for r, p in zip(recs, found) if p is not None]
+        return await recommended_products(info, self._m.id, first)  # type: ignore[return-value]
 
 
 @strawberry.input(description="Filters of `members`; all optional and combined with AND.")

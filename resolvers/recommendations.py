@@ -7,9 +7,11 @@ and purchases invalidate them. Members without marketing consent get no products
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Annotated
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Annotated, TypeVar
 
 import strawberry
+from strawberry.dataloader import DataLoader
 
 from domain.errors import PermissionDenied
 from domain.recommendations import Recommendation
@@ -21,7 +23,13 @@ if TYPE_CHECKING:
     from resolvers.content import Content
     from resolvers.members import Member
 
-__all__ = ["RecommendedMember", "RecommendedCommunity", "RecommendedContent", "RecommendedProduct", "recommendations"]
+__all__ = [
+    "RecommendedCommunity", "RecommendedContent", "RecommendedMember", "RecommendedProduct", "recommended_communities",
+    "recommended_content", "recommended_members", "recommended_products",
+]
+
+D = TypeVar("D")
+T = TypeVar("T")
 
 MemberRef = Annotated["Member", strawberry.lazy("resolvers.members")]
 CommunityRef = Annotated["Community", strawberry.lazy("resolvers.communities")]
@@ -68,14 +76,49 @@ def _may_see(info: XInfo, member_id: str) -> str:
     return tenant
 
 
-async def recommendations(info: XInfo, member_id: str, kind: str, first: int | None) -> list[Recommendation]:
+async def _load(info: XInfo, member_id: str, kind: str, first: int | None) -> list[Recommendation]:
     tenant = _may_see(info, member_id)
     limit = connection_args(first)
     repo = info.context.repos.recommendations
-    if kind == "member":
-        return await repo.members(tenant, member_id, limit)
-    if kind == "community":
-        return await repo.communities(tenant, member_id, limit)
-    if kind == "content":
-        return await repo.content(tenant, member_id, limit)
-    return await repo.products(tenant, member_id, limit)
+    fetch = {"member": repo.members, "community": repo.communities, "content": repo.content,
+             "product": repo.products}[kind]
+    return await fetch(tenant, member_id, limit)
+
+
+async def _hydrated(info: XInfo, recs: list[Recommendation], loader: DataLoader[str, D | None],
+                    wrap: Callable[[Recommendation, D], T]) -> list[T]:
+    """The recommended objects in one batched load; items deleted since they were cached drop out."""
+    found = await loader.load_many([r.item_id for r in recs])
+    return [wrap(r, item) for r, item in zip(recs, found) if item is not None]
+
+
+async def recommended_members(info: XInfo, member_id: str, first: int | None) -> list[RecommendedMember]:
+    from resolvers.members import Member
+
+    recs = await _load(info, member_id, "member", first)
+    return await _hydrated(info, recs, info.context.loaders.member,
+                           lambda r, m: RecommendedMember(score=r.score, reason=r.reason, member=Member.from_domain(m)))
+
+
+async def recommended_communities(info: XInfo, member_id: str, first: int | None) -> list[RecommendedCommunity]:
+    from resolvers.communities import Community
+
+    recs = await _load(info, member_id, "community", first)
+    return await _hydrated(info, recs, info.context.loaders.community, lambda r, c: RecommendedCommunity(
+        score=r.score, reason=r.reason, community=Community.from_domain(c)))
+
+
+async def recommended_content(info: XInfo, member_id: str, first: int | None) -> list[RecommendedContent]:
+    from resolvers.content import Content
+
+    recs = await _load(info, member_id, "content", first)
+    return await _hydrated(info, recs, info.context.loaders.content, lambda r, c: RecommendedContent(
+        score=r.score, reason=r.reason, content=Content.from_domain(c)))
+
+
+async def recommended_products(info: XInfo, member_id: str, first: int | None) -> list[RecommendedProduct]:
+    from resolvers.commerce import Product
+
+    recs = await _load(info, member_id, "product", first)
+    return await _hydrated(info, recs, info.context.loaders.product, lambda r, p: RecommendedProduct(
+        score=r.score, reason=r.reason, product=Product.from_domain(p)))

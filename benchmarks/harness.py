@@ -1,0 +1,44 @@
+"""What the benchmark scripts share: a real `quanzi serve` process on the benchmark's servers."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@contextlib.contextmanager
+def server(ep: Any, **settings: str) -> Iterator[str]:
+    """Run `quanzi serve` (no demo data) against endpoints *ep*; yield its base URL once healthy.
+
+    *settings* are extra ``QUANZI_*`` variables, e.g. ``QUANZI_SCHEDULER_INTERVAL="0"``.
+    """
+    from graph.embedded import free_port
+
+    port = free_port()
+    env = dict(os.environ, QUANZI_NEO4J_URI=ep.graph_uri, QUANZI_NEO4J_USER=ep.graph_user,
+               QUANZI_NEO4J_PASSWORD=ep.graph_password, QUANZI_NEO4J_DATABASE=ep.graph_database or "",
+               QUANZI_REDIS_URL=ep.redis_url, QUANZI_PORT=str(port), QUANZI_DEMO_MEMBERS="0", **settings)
+    proc = subprocess.Popen([sys.executable, "-m", "api.cli", "serve"], cwd=ROOT, env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(300):
+            try:
+                if httpx.get(base + "/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                time.sleep(0.2)
+        yield base
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
