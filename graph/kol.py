@@ -113,6 +113,10 @@ class ScopeBusy(Exception):
     """Another process is computing this scope right now."""
 
 
+#: edge visits the sampled betweenness may spend (samples x relationships)
+BETWEENNESS_EDGE_BUDGET = 2e8
+
+
 @dataclass(frozen=True, slots=True)
 class InteractionWeights:
     """How much one interaction counts as an endorsement in the influence graph."""
@@ -151,7 +155,10 @@ def inputs_from(g: EngagementGraph, *, weights: InteractionWeights | None = None
     pagerank = algorithms.pagerank(n, src, dst, w)
     _, followers = algorithms.degrees(n, g.follow_src, g.follow_dst)
     reach = algorithms.two_hop_reach(n, g.follow_src, g.follow_dst, seed=seed)
-    bridging = algorithms.approximate_betweenness(n, src, dst, samples=min(n, bridging_samples), seed=seed)
+    # Each Brandes source costs a pass over every edge: bound the work (about 2e8 edge visits),
+    # never below 16 sources; the bridging component is a percentile, which few samples rank well.
+    samples = min(n, bridging_samples, max(16, int(BETWEENNESS_EDGE_BUDGET // max(len(src), 1))))
+    bridging = algorithms.approximate_betweenness(n, src, dst, samples=samples, seed=seed)
     bought = g.paid_purchases > 0
     invitees_bought = np.bincount(g.ref_src[bought[g.ref_dst]], minlength=n).astype(np.int64)
     invitee_gmv = np.bincount(g.ref_src, weights=g.paid_gmv[g.ref_dst], minlength=n).astype(np.int64)
