@@ -29,7 +29,9 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from strawberry.asgi import GraphQL
 from strawberry.extensions import AddValidationRules, ParserCache, SchemaExtension, ValidationCache
 from strawberry.http.typevars import RootValue
+from strawberry.exceptions import ConnectionRejectionError
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
+from strawberry.types.unset import UNSET, UnsetType
 from strawberry.types.graphql import OperationType
 from starlette.websockets import WebSocket
 
@@ -50,6 +52,7 @@ from graph.kol import KolStore
 from graph.recommendations import GraphRecommender
 from graph.referral_stats import ReferralStatsStore
 from graph.referrals import GraphReferrals
+from graph.streams import StreamHub, StreamPublisher
 from graph.members import GraphMemberRepository
 from resolvers.context import Context
 from resolvers.schema import build_schema
@@ -77,6 +80,7 @@ def repositories(graph: GraphClient, redis: aioredis.Redis, settings: Settings) 
         growth=GrowthService(graph, redis, KolStore(redis), ReferralStatsStore(redis), GraphReferrals(graph)),
         recommendations=GraphRecommender(graph, redis, ttl_seconds=settings.recommendation_ttl_seconds),
         campaigns=GraphCampaigns(graph),
+        events=StreamHub(redis, buffer=settings.subscription_buffer),
     )
 
 
@@ -85,7 +89,7 @@ def resources(graph: GraphClient, redis: aioredis.Redis, settings: Settings) -> 
     repos = repositories(graph, redis, settings)
     consumer = GrowthConsumer(redis, ReferralStatsStore(redis), repos.recommendations)  # type: ignore[arg-type]
     return Resources(
-        graph=graph, redis=redis, repos=repos, relay=EventRelay(graph, redis, [consumer]),
+        graph=graph, redis=redis, repos=repos, relay=EventRelay(graph, redis, [consumer, StreamPublisher(redis)]),
         scheduler=KolScheduler(
             graph, redis, changes=settings.kol_recompute_changes,
             max_age=timedelta(seconds=settings.kol_recompute_seconds), interval=settings.scheduler_interval or 30.0,
@@ -122,12 +126,37 @@ class QuanziGraphQL(GraphQL[Context, RootValue]):
             graphql_ide="graphiql" if settings.development else None,
             allow_queries_via_get=True,
             subscription_protocols=(GRAPHQL_TRANSPORT_WS_PROTOCOL,),
+            connection_init_wait_timeout=timedelta(seconds=settings.ws_init_timeout_seconds),
+            max_subscriptions_per_connection=settings.ws_max_subscriptions,
+            keep_alive=True,
+            keep_alive_interval=settings.ws_ping_seconds,
             **kwargs,
         )
         self.settings = settings
 
     def encode_json(self, data: object) -> bytes:
         return orjson.dumps(data)
+
+    async def on_ws_connect(self, context: Context) -> UnsetType | dict[str, object] | None:
+        """The token comes in ``connection_init``: ``{"authorization": "Bearer <token>"}`` (or ``token``).
+
+        A missing or bad token closes the socket with 4403 (the protocol's Forbidden).
+        """
+        params = context.connection_params or {}
+        header = params.get("authorization") or params.get("Authorization")
+        if header is None and params.get("token"):
+            header = f"Bearer {params['token']}"
+        if header is None and context.principal.tenant_id is not None:
+            return UNSET  # authenticated by the upgrade request's Authorization header
+        try:
+            principal = principal_from_header(self.settings, str(header) if header is not None else None)
+        except NotAuthenticated as exc:
+            raise ConnectionRejectionError({"message": exc.message}) from exc
+        if principal.tenant_id is None:
+            raise ConnectionRejectionError({"message": "connection_init needs a token"})
+        context.principal = principal
+        context.reset_loaders()
+        return UNSET
 
     async def get_context(self, request: Request | WebSocket, response: Response | WebSocket) -> Context:
         resources: Resources = request.app.state.resources

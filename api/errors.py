@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
+from typing import Any
 
 from graphql import GraphQLError
 from strawberry.extensions import SchemaExtension
@@ -62,3 +63,10 @@ class ErrorPolicy(SchemaExtension):
         errors = getattr(result, "errors", None)
         if result is not None and errors:
             result.errors = [self._one(e) for e in errors]
+
+    def on_stream_result(self, result: Any) -> Iterator[None]:  # type: ignore[override]
+        """Subscription results (one per event, or the error that ended it) follow the same policy."""
+        errors = getattr(result, "errors", None)
+        if errors:
+            result.errors = [self._one(e) for e in errors]
+        yield

@@ -48,6 +48,12 @@ class Settings(BaseSettings):
     scheduler_interval: float = Field(default=30.0, ge=0)
     relay_interval: float = Field(default=1.0, gt=0)
     recommendation_ttl_seconds: int = Field(default=600, ge=1)
+    #: websockets (graphql-transport-ws): connection_init deadline, subscriptions per connection,
+    #: server ping interval, and events buffered per subscriber before a slow one is dropped
+    ws_init_timeout_seconds: float = Field(default=3.0, gt=0)
+    ws_max_subscriptions: int = Field(default=20, ge=1)
+    ws_ping_seconds: float = Field(default=15.0, gt=0)
+    subscription_buffer: int = Field(default=1_000, ge=1)
 
     data_dir: Path = Path(".data")
     embedded_password: SecretStr = SecretStr("quanzi-embedded-dev")

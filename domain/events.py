@@ -34,6 +34,7 @@ class EventType(StrEnum):
     COMMENT_ADDED = "COMMENT_ADDED"
     INTERACTED = "INTERACTED"
     PURCHASE_RECORDED = "PURCHASE_RECORDED"
+    KOL_RANKING_CHANGED = "KOL_RANKING_CHANGED"
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,6 +54,17 @@ class Event:
     def opt(self, key: str) -> str | None:
         value = self.payload.get(key)
         return None if value is None else str(value)
+
+
+@dataclass(frozen=True, slots=True)
+class StreamedEvent:
+    """An event as subscribers receive it: ``cursor`` orders a tenant's events and resumes them."""
+
+    cursor: str
+    event_id: str
+    type: EventType
+    at_micros: int
+    payload: dict[str, Any]
 
 
 def is_activation(*, joined_at: datetime, first_active_at: datetime, window: timedelta = ACTIVATION_WINDOW) -> bool:

@@ -7,7 +7,7 @@ DataLoader can serve a whole GraphQL list in one round trip.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
@@ -24,6 +24,7 @@ from domain.commands import (
     RegisterMember,
     UpdateMember,
 )
+from domain.events import StreamedEvent
 from domain.growth import RankedMember, RankingPage, Scope, TreePage
 from domain.influence import RankingKind
 from domain.models import (
@@ -208,6 +209,12 @@ class RecommendationRepository(Protocol):
     async def products(self, tenant: str, member_id: str, first: int) -> list[Recommendation]: ...
 
 
+class EventStream(Protocol):
+    """A tenant's events in order, live, optionally resumed after a cursor."""
+
+    def entries(self, tenant: str, *, after: str | None = None) -> AsyncIterator[StreamedEvent]: ...
+
+
 @dataclass(frozen=True, slots=True)
 class Repositories:
     members: MemberRepository
@@ -217,3 +224,4 @@ class Repositories:
     growth: GrowthRepository
     recommendations: RecommendationRepository
     campaigns: CampaignRepository
+    events: EventStream

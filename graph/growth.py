@@ -31,9 +31,11 @@ from domain.recommendations import RecommendationKind
 from domain.referral_stats import ReferralStats
 from graph import kol
 from graph.client import GraphClient, now
+from graph.events import event
 from graph.recommendations import GraphRecommender
 from graph.referral_stats import ReferralStatsStore
 from graph.referrals import GraphReferrals
+from graph.streams import StreamPublisher
 
 __all__ = [
     "GrowthConsumer", "GrowthService", "KolScheduler", "RECOMPUTE_STAGES", "RecomputeResult", "rebuild_referrals",
@@ -205,6 +207,10 @@ async def recompute_kol(graph: GraphClient, redis: aioredis.Redis, tenant: str, 
         saving = loop.time()
         await store.save(run)
         timings = dict(run.timings)
+        top = await store.page(tenant, scope, RankingKind.KOL, 0, 10)
+        await StreamPublisher(redis).publish(event(
+            tenant, EventType.KOL_RANKING_CHANGED, run.computed_at, scope=scope.key,
+            computedAt=run.computed_at.isoformat(), top=[r.member_id for r in top.items] if top else []))
         timings["redis"] = loop.time() - saving
         stage("redis")
         if write_to_graph:

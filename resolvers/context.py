@@ -137,12 +137,18 @@ class Context:
     request_id: str
     #: run after a mutation before answering: relays its events (read-your-writes for derived data)
     after_mutation: Callable[[], Awaitable[object]] | None = field(default=None, repr=False)
+    #: the ``connection_init`` payload of a websocket (set by the protocol handler)
+    connection_params: dict[str, object] | None = field(default=None, repr=False)
     _loaders: Loaders | None = field(default=None, repr=False)
 
     @property
     def tenant(self) -> str:
         """The caller's tenant (raises NOT_AUTHENTICATED for anonymous callers)."""
         return self.principal.require_tenant()
+
+    def reset_loaders(self) -> None:
+        """Forget cached objects (a websocket context outlives each event it sends)."""
+        self._loaders = None
 
     @property
     def loaders(self) -> Loaders:

@@ -5,9 +5,12 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 
 import strawberry
+from graphql import GraphQLError
+from strawberry.types import ExecutionContext
 from strawberry.extensions import SchemaExtension
 from strawberry.schema.config import StrawberryConfig
 
+from domain.errors import QuanziError
 from resolvers.campaigns import CampaignsMutation, CampaignsQuery
 from resolvers.commerce import CommerceMutation, CommerceQuery
 from resolvers.common import MINOR_UNITS_SCALAR, MinorUnits
@@ -16,6 +19,7 @@ from resolvers.content import ContentMutation, ContentQuery
 from resolvers.growth import GrowthQuery
 from resolvers.members import MembersMutation, MembersQuery
 from resolvers.node import NodeQuery
+from resolvers.subscriptions import Subscription
 
 __all__ = ["Query", "Mutation", "build_schema"]
 
@@ -30,6 +34,15 @@ class Mutation(MembersMutation, CommunitiesMutation, ContentMutation, CommerceMu
     pass
 
 
+class QuanziSchema(strawberry.Schema):
+    """Expected failures (domain errors: not found, forbidden, invalid input) are not logged as errors."""
+
+    def process_errors(self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None) -> None:
+        unexpected = [e for e in errors if not isinstance(e.original_error, QuanziError)]
+        if unexpected:
+            super().process_errors(unexpected, execution_context)
+
+
 def build_schema(extensions: Sequence[type[SchemaExtension] | Callable[[], SchemaExtension]] = ()) -> strawberry.Schema:
     from resolvers.campaigns import Campaign
     from resolvers.commerce import Product, Purchase
@@ -37,9 +50,10 @@ def build_schema(extensions: Sequence[type[SchemaExtension] | Callable[[], Schem
     from resolvers.content import Comment, Content
     from resolvers.members import Member, Tag
 
-    return strawberry.Schema(
+    return QuanziSchema(
         query=Query,
         mutation=Mutation,
+        subscription=Subscription,
         types=[Member, Community, Content, Comment, Tag, Product, Purchase, Campaign],
         extensions=list(extensions),
         config=StrawberryConfig(scalar_map={MinorUnits: MINOR_UNITS_SCALAR}),

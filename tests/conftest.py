@@ -59,8 +59,9 @@ def tenant() -> str:
 @pytest.fixture(scope="session")
 def settings() -> Settings:
     # background jobs off: tests drive the relay (flush after mutations) and recomputes themselves
+    # short websocket limits keep the protocol tests fast (defaults: 3 s, 20 subscriptions)
     return Settings(env="test", jwt_secret=JWT_SECRET, demo_members=0, relay_interval=3600,  # type: ignore[arg-type]
-                    scheduler_interval=0)
+                    scheduler_interval=0, ws_init_timeout_seconds=1.0, ws_max_subscriptions=3)
 
 
 @pytest_asyncio.fixture(scope="session")
@@ -159,3 +160,25 @@ async def redis_client(stack: EmbeddedStack) -> AsyncIterator[Any]:
         yield client
     finally:
         await client.aclose()
+
+
+@pytest_asyncio.fixture(scope="session")
+async def ws_url(app: Starlette) -> AsyncIterator[str]:
+    """The app served by a real uvicorn on a free port (websockets need a socket), same event loop."""
+    import asyncio
+
+    import uvicorn
+
+    from graph.embedded import free_port
+
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, lifespan="off", log_level="warning",
+                                           ws="websockets-sansio"))
+    task = asyncio.create_task(server.serve())
+    while not server.started:
+        await asyncio.sleep(0.02)
+    try:
+        yield f"ws://127.0.0.1:{port}/graphql"
+    finally:
+        server.should_exit = True
+        await task

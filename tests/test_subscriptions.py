@@ -1,0 +1,202 @@
+"""Subscriptions over a real websocket (graphql-transport-ws) against the real app, graph and Redis.
+
+Writes go through HTTP mutations; their events through the outbox, the relay and the
+tenant's Redis Stream to the subscriber.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+
+import pytest
+import redis.asyncio as aioredis
+import websockets
+from websockets.exceptions import ConnectionClosed
+
+from domain.events import EventType
+from graph.events import event
+from graph.streams import SlowConsumer, StreamHub, StreamPublisher
+from tests.helpers import community, join, register
+
+JOINED = """
+subscription($c: ID!, $after: String) {
+  memberJoined(communityId: $c, after: $after) { id cursor at communityId member { id displayName phone } }
+}
+"""
+PURCHASES = "subscription { purchaseRecorded { id amount currency } }"
+
+
+class Client:
+    def __init__(self, ws: Any) -> None:
+        self.ws = ws
+        self.next_id = 0
+
+    async def send(self, message: dict[str, Any]) -> None:
+        await self.ws.send(json.dumps(message))
+
+    async def recv(self, timeout: float = 5.0) -> dict[str, Any]:
+        while True:
+            message: dict[str, Any] = json.loads(await asyncio.wait_for(self.ws.recv(), timeout))
+            if message["type"] not in ("ping", "pong"):
+                return message
+
+    async def subscribe(self, query: str, variables: dict[str, Any] | None = None) -> str:
+        self.next_id += 1
+        op = str(self.next_id)
+        await self.send({"id": op, "type": "subscribe", "payload": {"query": query, "variables": variables or {}}})
+        return op
+
+
+async def connect(ws_url: str, token: str | None) -> Client:
+    ws = await websockets.connect(ws_url, subprotocols=["graphql-transport-ws"])  # type: ignore[list-item]
+    client = Client(ws)
+    payload = {} if token is None else {"authorization": f"Bearer {token}"}
+    await client.send({"type": "connection_init", "payload": payload})
+    return client
+
+
+async def ack(ws_url: str, token: str) -> Client:
+    client = await connect(ws_url, token)
+    assert (await client.recv())["type"] == "connection_ack"
+    return client
+
+
+async def joined_events(client: Client, n: int) -> list[dict[str, Any]]:
+    out = []
+    for _ in range(n):
+        message = await client.recv()
+        assert message["type"] == "next", message
+        out.append(message["payload"]["data"]["memberJoined"])
+    return out
+
+
+async def started(client: Client) -> None:
+    await asyncio.sleep(0.3)  # the subscription is registered with the hub before writes start
+
+
+async def test_a_subscriber_receives_joins_with_masked_personal_data(api: Any, operator_token: str, ws_url: str) -> None:
+    com = await community(api, operator_token, "Live")
+    client = await ack(ws_url, api.token("operator"))
+    await client.subscribe(JOINED, {"c": com})
+    await started(client)
+
+    member = await register(api, operator_token, "Ann", phone="13812345678")
+    await join(api, operator_token, com, member["id"])
+
+    [e] = await joined_events(client, 1)
+    assert e["communityId"] == com and e["member"] == {"id": member["id"], "displayName": "Ann", "phone": "138****5678"}
+    assert e["id"].startswith("evt_") and "-" in e["cursor"]
+    await client.ws.close()
+
+
+async def test_a_reconnecting_subscriber_resumes_after_its_cursor_without_gaps_or_duplicates(
+    api: Any, operator_token: str, ws_url: str
+) -> None:
+    com = await community(api, operator_token, "Resume")
+    members = [(await register(api, operator_token, f"M{i}"))["id"] for i in range(5)]
+    client = await ack(ws_url, api.token("operator"))
+    await client.subscribe(JOINED, {"c": com})
+    await started(client)
+    for m in members[:2]:
+        await join(api, operator_token, com, m)
+    first = await joined_events(client, 2)
+    await client.ws.close()  # the network drops
+
+    for m in members[2:]:
+        await join(api, operator_token, com, m)
+    again = await ack(ws_url, api.token("operator"))
+    await again.subscribe(JOINED, {"c": com, "after": first[-1]["cursor"]})
+    resumed = await joined_events(again, 3)
+
+    assert [e["member"]["id"] for e in first + resumed] == members
+    cursors = [e["cursor"] for e in first + resumed]
+    assert len(set(cursors)) == 5
+    with pytest.raises(TimeoutError):
+        await again.recv(timeout=1.0)  # nothing twice
+    await again.ws.close()
+
+
+async def test_no_connection_init_closes_with_4408(ws_url: str) -> None:
+    ws = await websockets.connect(ws_url, subprotocols=["graphql-transport-ws"])  # type: ignore[list-item]
+
+    with pytest.raises(ConnectionClosed) as closed:
+        await asyncio.wait_for(ws.recv(), 5)
+
+    assert closed.value.rcvd is not None and closed.value.rcvd.code == 4408
+
+
+@pytest.mark.parametrize("token", [None, "not-a-token"])
+async def test_a_missing_or_bad_token_closes_with_4403(ws_url: str, token: str | None) -> None:
+    client = await connect(ws_url, token)
+
+    with pytest.raises(ConnectionClosed) as closed:
+        await client.recv()
+
+    assert closed.value.rcvd is not None and closed.value.rcvd.code == 4403
+
+
+async def test_members_only_get_events_of_their_communities_and_no_purchases(
+    api: Any, operator_token: str, ws_url: str
+) -> None:
+    com = await community(api, operator_token, "Private")
+    outsider = (await register(api, operator_token, "Out"))["id"]
+    client = await ack(ws_url, api.token("member", member=outsider))
+
+    await client.subscribe(JOINED, {"c": com})
+    denied, done = await client.recv(), await client.recv()
+    await client.subscribe(PURCHASES)
+    no_purchases = await client.recv()
+
+    assert done == {"id": denied["id"], "type": "complete"}
+    for refused in (denied, no_purchases):
+        assert refused["type"] == "next" and refused["payload"]["data"] is None
+        assert refused["payload"]["errors"][0]["extensions"]["code"] == "FORBIDDEN"
+    await client.ws.close()
+
+
+async def test_subscriptions_per_connection_are_capped(api: Any, operator_token: str, ws_url: str) -> None:
+    com = await community(api, operator_token, "Cap")
+    client = await ack(ws_url, api.token("operator"))
+    for _ in range(3):  # the test settings allow 3
+        await client.subscribe(JOINED, {"c": com})
+    await started(client)
+
+    await client.subscribe(JOINED, {"c": com})
+    refused = await client.recv()
+
+    assert refused["type"] == "error" and "limit" in json.dumps(refused).lower()
+    await client.ws.close()
+
+
+async def test_a_slow_subscriber_is_dropped_instead_of_buffering_without_bound(
+    redis_client: aioredis.Redis, tenant: str
+) -> None:
+    hub = StreamHub(redis_client, buffer=2, block_ms=100)
+    publisher = StreamPublisher(redis_client)
+    entries = hub.entries(tenant)
+    first = asyncio.ensure_future(entries.__anext__())
+    await asyncio.sleep(0.2)
+
+    for i in range(6):
+        await publisher.publish(event(tenant, EventType.MEMBER_JOINED, memberId=f"mem_{i}", communityId="com_x"))
+    got = await asyncio.wait_for(first, 5)
+    await asyncio.sleep(0.5)  # the reader fills the 2-slot buffer and drops the subscriber
+
+    assert got.payload["memberId"] == "mem_0"
+    with pytest.raises(SlowConsumer):
+        for _ in range(10):
+            await asyncio.wait_for(entries.__anext__(), 5)
+    await entries.aclose()
+    assert hub.subscribers == 0
+
+
+async def test_a_redelivered_event_is_appended_to_the_stream_once(redis_client: aioredis.Redis, tenant: str) -> None:
+    publisher = StreamPublisher(redis_client)
+    e = event(tenant, EventType.MEMBER_JOINED, memberId="mem_a", communityId="com_a")
+
+    first, again = await publisher.publish(e), await publisher.publish(e)
+
+    assert first is not None and again is None
+    assert await redis_client.xlen(f"q:{tenant}:stream") == 1
