@@ -36,6 +36,8 @@ ContentRef = Annotated["Content", strawberry.lazy("resolvers.content")]
 CommentRef = Annotated["Comment", strawberry.lazy("resolvers.content")]
 PurchaseRef = Annotated["Purchase", strawberry.lazy("resolvers.commerce")]
 
+LiveEventType = strawberry.enum(EventType, name="EventType", description="What happened.")
+
 #: who may see purchases as they happen
 PURCHASE_ROLES = frozenset({Role.OPERATOR, Role.INTEGRATOR, Role.ADMIN})
 
@@ -44,12 +46,14 @@ PURCHASE_ROLES = frozenset({Role.OPERATOR, Role.INTEGRATOR, Role.ADMIN})
                       "to resume without gaps or duplicates.")
 class LiveEvent:
     id: strawberry.ID = strawberry.field(description="The event id (stable across redeliveries).")
+    type: LiveEventType  # type: ignore[valid-type]
+    tenant_id: str
     cursor: str
     at: datetime
 
 
-def _base(e: StreamedEvent) -> dict[str, object]:
-    return {"id": strawberry.ID(e.event_id), "cursor": e.cursor,
+def _base(e: StreamedEvent, tenant: str) -> dict[str, object]:
+    return {"id": strawberry.ID(e.event_id), "type": e.type, "tenant_id": tenant, "cursor": e.cursor,
             "at": datetime.fromtimestamp(e.at_micros / 1e6, tz=UTC)}
 
 
@@ -170,7 +174,7 @@ class Subscription:
         require_id(community_id, Kind.COMMUNITY, field="communityId")
         await _require_community_access(info, community_id)
         async for e in _events(info, after, EventType.MEMBER_JOINED, lambda e: e.payload["communityId"] == community_id):
-            yield MemberJoinedEvent(**_base(e), community_id=community_id,  # type: ignore[arg-type]
+            yield MemberJoinedEvent(**_base(e, info.context.tenant), community_id=community_id,  # type: ignore[arg-type]
                                     _member_id=e.payload["memberId"])
 
     @strawberry.subscription(description="Content posted in a community.")
@@ -179,7 +183,7 @@ class Subscription:
         require_id(community_id, Kind.COMMUNITY, field="communityId")
         await _require_community_access(info, community_id)
         async for e in _events(info, after, EventType.CONTENT_POSTED, lambda e: e.payload["communityId"] == community_id):
-            yield ContentPostedEvent(**_base(e), community_id=community_id,  # type: ignore[arg-type]
+            yield ContentPostedEvent(**_base(e, info.context.tenant), community_id=community_id,  # type: ignore[arg-type]
                                      _content_id=e.payload["contentId"])
 
     @strawberry.subscription(description="Comments added to one piece of content.")
@@ -192,14 +196,14 @@ class Subscription:
             raise NotFound(f"no content {content_id!r}", field="contentId")
         await _require_community_access(info, content.community_id)
         async for e in _events(info, after, EventType.COMMENT_ADDED, lambda e: e.payload["contentId"] == content_id):
-            yield CommentAddedEvent(**_base(e), content_id=content_id,  # type: ignore[arg-type]
+            yield CommentAddedEvent(**_base(e, info.context.tenant), content_id=content_id,  # type: ignore[arg-type]
                                     _comment_id=e.payload["commentId"])
 
     @strawberry.subscription(description="Paid purchases as they are recorded (operators, integrators, admins).")
     async def purchase_recorded(self, info: XInfo, after: str | None = None) -> AsyncGenerator[PurchaseRecordedEvent, None]:
         info.context.principal.require_role(PURCHASE_ROLES, "receiving purchases")
         async for e in _events(info, after, EventType.PURCHASE_RECORDED, lambda e: True):
-            yield PurchaseRecordedEvent(**_base(e), amount=int(e.payload["amount"]),  # type: ignore[arg-type]
+            yield PurchaseRecordedEvent(**_base(e, info.context.tenant), amount=int(e.payload["amount"]),  # type: ignore[arg-type]
                                         currency=str(e.payload["currency"]), _purchase_id=e.payload["purchaseId"])
 
     @strawberry.subscription(description="Invitations that became members, of one inviter or one campaign. Members "
@@ -225,7 +229,7 @@ class Subscription:
 
         async for e in _events(info, after, EventType.REFERRAL_CREATED, keep):
             campaign = e.payload.get("campaignId")
-            yield ReferralConvertedEvent(**_base(e), campaign_id=campaign,  # type: ignore[arg-type]
+            yield ReferralConvertedEvent(**_base(e, info.context.tenant), campaign_id=campaign,  # type: ignore[arg-type]
                                          _inviter_id=e.payload["inviterId"], _invitee_id=e.payload["inviteeId"])
 
     @strawberry.subscription(description="Rankings recomputed; `scope` is `tenant`, a community id or a topic id "
@@ -235,7 +239,7 @@ class Subscription:
         info.context.principal.require_role(STAFF_ROLES, "receiving ranking changes")
         async for e in _events(info, after, EventType.KOL_RANKING_CHANGED, lambda e: e.payload["scope"] == scope):
             yield KolRankingChangedEvent(
-                **_base(e), scope_key=scope,  # type: ignore[arg-type]
+                **_base(e, info.context.tenant), scope_key=scope,  # type: ignore[arg-type]
                 computed_at=datetime.fromisoformat(str(e.payload["computedAt"])),
                 top_member_ids=[strawberry.ID(m) for m in e.payload.get("top", [])],
             )

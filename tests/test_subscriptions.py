@@ -22,7 +22,7 @@ from tests.helpers import community, join, register
 
 JOINED = """
 subscription($c: ID!, $after: String) {
-  memberJoined(communityId: $c, after: $after) { id cursor at communityId member { id displayName phone } }
+  memberJoined(communityId: $c, after: $after) { id type tenantId cursor at communityId member { id displayName phone } }
 }
 """
 PURCHASES = "subscription { purchaseRecorded { id amount currency } }"
@@ -88,6 +88,7 @@ async def test_a_subscriber_receives_joins_with_masked_personal_data(api: Any, o
     [e] = await joined_events(client, 1)
     assert e["communityId"] == com and e["member"] == {"id": member["id"], "displayName": "Ann", "phone": "138****5678"}
     assert e["id"].startswith("evt_") and "-" in e["cursor"]
+    assert e["type"] == "MEMBER_JOINED" and e["tenantId"] == api.tenant
     await client.ws.close()
 
 
