@@ -22,6 +22,13 @@ def server(ep: Any, **settings: str) -> Iterator[str]:
 
     *settings* are extra ``QUANZI_*`` variables, e.g. ``QUANZI_SCHEDULER_INTERVAL="0"``.
     """
+    with server_process(ep, **settings) as (base, _):
+        yield base
+
+
+@contextlib.contextmanager
+def server_process(ep: Any, **settings: str) -> Iterator[tuple[str, int]]:
+    """Like :func:`server`, yielding the base URL and the server's process id."""
     from graph.embedded import free_port
 
     port = free_port()
@@ -38,7 +45,15 @@ def server(ep: Any, **settings: str) -> Iterator[str]:
                     break
             except httpx.TransportError:
                 time.sleep(0.2)
-        yield base
+        yield base, proc.pid
     finally:
         proc.terminate()
         proc.wait(timeout=30)
+
+
+def rss_bytes(pid: int) -> int:
+    """Resident memory of a process (Linux /proc)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    raise RuntimeError(f"no VmRSS for process {pid}")

@@ -65,6 +65,8 @@ class StreamedEvent:
     type: EventType
     at_micros: int
     payload: dict[str, Any]
+    #: objects loaded for this event, shared by every subscriber of the process that receives it
+    memo: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
 
 def is_activation(*, joined_at: datetime, first_active_at: datetime, window: timedelta = ACTIVATION_WINDOW) -> bool:

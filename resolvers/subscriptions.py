@@ -12,9 +12,10 @@ before each event (no stale cached objects across events).
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, Callable
+import asyncio
+from collections.abc import AsyncGenerator, Awaitable, Callable
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import strawberry
 
@@ -30,6 +31,8 @@ if TYPE_CHECKING:
     from resolvers.members import Member
 
 __all__ = ["Subscription"]
+
+T = TypeVar("T")
 
 MemberRef = Annotated["Member", strawberry.lazy("resolvers.members")]
 ContentRef = Annotated["Content", strawberry.lazy("resolvers.content")]
@@ -50,19 +53,31 @@ class LiveEvent:
     tenant_id: str
     cursor: str
     at: datetime
+    _memo: strawberry.Private[dict[str, Any]]
 
 
 def _base(e: StreamedEvent, tenant: str) -> dict[str, object]:
     return {"id": strawberry.ID(e.event_id), "type": e.type, "tenant_id": tenant, "cursor": e.cursor,
-            "at": datetime.fromtimestamp(e.at_micros / 1e6, tz=UTC)}
+            "at": datetime.fromtimestamp(e.at_micros / 1e6, tz=UTC), "_memo": e.memo}
 
 
-async def _member(info: XInfo, member_id: str | None) -> Member | None:
+async def _shared(memo: dict[str, Any], key: str, load: Callable[[], Awaitable[T]]) -> T:
+    """Load an event's object once per process, however many subscribers render it.
+
+    Domain objects only: masking and permissions still apply per subscriber when the
+    GraphQL types render them.
+    """
+    if key not in memo:
+        memo[key] = asyncio.ensure_future(load())
+    return await asyncio.shield(memo[key])  # type: ignore[no-any-return]
+
+
+async def _member(info: XInfo, memo: dict[str, Any], member_id: str | None) -> Member | None:
     from resolvers.members import Member
 
     if member_id is None:
         return None
-    found = await info.context.loaders.member.load(member_id)
+    found = await _shared(memo, "member:" + member_id, lambda: info.context.loaders.member.load(member_id))
     return None if found is None else Member.from_domain(found)
 
 
@@ -73,7 +88,7 @@ class MemberJoinedEvent(LiveEvent):
 
     @strawberry.field
     async def member(self, info: XInfo) -> MemberRef | None:
-        return await _member(info, self._member_id)
+        return await _member(info, self._memo, self._member_id)
 
 
 @strawberry.type(description="Content was posted in a community.")
@@ -85,7 +100,8 @@ class ContentPostedEvent(LiveEvent):
     async def content(self, info: XInfo) -> ContentRef | None:
         from resolvers.content import Content
 
-        found = await info.context.loaders.content.load(self._content_id)
+        found = await _shared(self._memo, "content:" + self._content_id,
+                              lambda: info.context.loaders.content.load(self._content_id))
         return None if found is None else Content.from_domain(found)
 
 
@@ -98,7 +114,8 @@ class CommentAddedEvent(LiveEvent):
     async def comment(self, info: XInfo) -> CommentRef | None:
         from resolvers.content import Comment
 
-        found = await info.context.loaders.comment.load(self._comment_id)
+        found = await _shared(self._memo, "comment:" + self._comment_id,
+                              lambda: info.context.loaders.comment.load(self._comment_id))
         return None if found is None else Comment.from_domain(found)
 
 
@@ -112,7 +129,8 @@ class PurchaseRecordedEvent(LiveEvent):
     async def purchase(self, info: XInfo) -> PurchaseRef | None:
         from resolvers.commerce import Purchase
 
-        found = await info.context.loaders.purchase.load(self._purchase_id)
+        found = await _shared(self._memo, "purchase:" + self._purchase_id,
+                              lambda: info.context.loaders.purchase.load(self._purchase_id))
         return None if found is None else Purchase.from_domain(found)
 
 
@@ -124,11 +142,11 @@ class ReferralConvertedEvent(LiveEvent):
 
     @strawberry.field
     async def inviter(self, info: XInfo) -> MemberRef | None:
-        return await _member(info, self._inviter_id)
+        return await _member(info, self._memo, self._inviter_id)
 
     @strawberry.field
     async def invitee(self, info: XInfo) -> MemberRef | None:
-        return await _member(info, self._invitee_id)
+        return await _member(info, self._memo, self._invitee_id)
 
 
 @strawberry.type(description="A KOL/KOC ranking was recomputed (staff).")
