@@ -53,6 +53,7 @@ from graph.recommendations import GraphRecommender
 from graph.referral_stats import ReferralStatsStore
 from graph.referrals import GraphReferrals
 from graph.streams import StreamHub, StreamPublisher
+from graph.webhooks import GraphWebhooks, WebhookDispatcher, WebhookOutbox, WebhookService
 from graph.members import GraphMemberRepository
 from resolvers.context import Context
 from resolvers.schema import build_schema
@@ -72,6 +73,7 @@ class Resources:
 
 
 def repositories(graph: GraphClient, redis: aioredis.Redis, settings: Settings) -> Repositories:
+    webhooks = GraphWebhooks(graph)
     return Repositories(
         members=GraphMemberRepository(graph),
         communities=GraphCommunityRepository(graph),
@@ -81,6 +83,7 @@ def repositories(graph: GraphClient, redis: aioredis.Redis, settings: Settings) 
         recommendations=GraphRecommender(graph, redis, ttl_seconds=settings.recommendation_ttl_seconds),
         campaigns=GraphCampaigns(graph),
         events=StreamHub(redis, buffer=settings.subscription_buffer),
+        webhooks=WebhookService(webhooks, WebhookOutbox(redis, webhooks), WebhookDispatcher(redis)),
     )
 
 
@@ -89,7 +92,8 @@ def resources(graph: GraphClient, redis: aioredis.Redis, settings: Settings) -> 
     repos = repositories(graph, redis, settings)
     consumer = GrowthConsumer(redis, ReferralStatsStore(redis), repos.recommendations)  # type: ignore[arg-type]
     return Resources(
-        graph=graph, redis=redis, repos=repos, relay=EventRelay(graph, redis, [consumer, StreamPublisher(redis)]),
+        graph=graph, redis=redis, repos=repos,
+        relay=EventRelay(graph, redis, [consumer, StreamPublisher(redis), repos.webhooks.outbox]),  # type: ignore[attr-defined]
         scheduler=KolScheduler(
             graph, redis, changes=settings.kol_recompute_changes,
             max_age=timedelta(seconds=settings.kol_recompute_seconds), interval=settings.scheduler_interval or 30.0,
@@ -212,11 +216,14 @@ def create_app(settings: Settings, *, graph_uri: str, redis_url: str, graph_user
             tasks = [asyncio.create_task(res.relay.run(stop, interval=settings.relay_interval))]
             if settings.scheduler_interval > 0:
                 tasks.append(asyncio.create_task(res.scheduler.run(stop)))
+            dispatcher: WebhookDispatcher = res.repos.webhooks.dispatcher  # type: ignore[attr-defined]
+            tasks.append(asyncio.create_task(dispatcher.run(stop, interval=settings.webhook_interval)))
             try:
                 yield
             finally:
                 stop.set()
                 await asyncio.gather(*tasks, return_exceptions=True)
+                await dispatcher.aclose()
         finally:
             await graph.close()
             await redis.aclose()

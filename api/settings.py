@@ -54,6 +54,8 @@ class Settings(BaseSettings):
     ws_max_subscriptions: int = Field(default=20, ge=1)
     ws_ping_seconds: float = Field(default=15.0, gt=0)
     subscription_buffer: int = Field(default=1_000, ge=1)
+    #: how often webhook deliveries due for (re)sending are looked for (seconds)
+    webhook_interval: float = Field(default=0.5, gt=0)
 
     data_dir: Path = Path(".data")
     embedded_password: SecretStr = SecretStr("quanzi-embedded-dev")

@@ -7,7 +7,7 @@ DataLoader can serve a whole GraphQL list in one round trip.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
@@ -49,6 +49,7 @@ from domain.models import (
 )
 from domain.recommendations import Recommendation
 from domain.referral_stats import ReferralStats
+from domain.webhooks import Delivery, Webhook
 
 __all__ = [
     "MemberOrder",
@@ -209,6 +210,13 @@ class RecommendationRepository(Protocol):
     async def products(self, tenant: str, member_id: str, first: int) -> list[Recommendation]: ...
 
 
+class WebhookRepository(Protocol):
+    async def create(self, tenant: str, url: str, event_types: Iterable[str]) -> Webhook: ...
+    async def list(self, tenant: str) -> list[Webhook]: ...
+    async def deactivate(self, tenant: str, webhook_id: str) -> bool: ...
+    async def deliveries(self, tenant: str, webhook_id: str, limit: int) -> list[Delivery] | None: ...
+
+
 class EventStream(Protocol):
     """A tenant's events in order, live, optionally resumed after a cursor."""
 
@@ -225,3 +233,4 @@ class Repositories:
     recommendations: RecommendationRepository
     campaigns: CampaignRepository
     events: EventStream
+    webhooks: WebhookRepository

@@ -20,17 +20,20 @@ from resolvers.growth import GrowthQuery
 from resolvers.members import MembersMutation, MembersQuery
 from resolvers.node import NodeQuery
 from resolvers.subscriptions import Subscription
+from resolvers.webhooks import WebhooksMutation, WebhooksQuery
 
 __all__ = ["Query", "Mutation", "build_schema"]
 
 
 @strawberry.type
-class Query(NodeQuery, MembersQuery, CommunitiesQuery, ContentQuery, CommerceQuery, GrowthQuery, CampaignsQuery):
+class Query(NodeQuery, MembersQuery, CommunitiesQuery, ContentQuery, CommerceQuery, GrowthQuery, CampaignsQuery,
+            WebhooksQuery):
     pass
 
 
 @strawberry.type
-class Mutation(MembersMutation, CommunitiesMutation, ContentMutation, CommerceMutation, CampaignsMutation):
+class Mutation(MembersMutation, CommunitiesMutation, ContentMutation, CommerceMutation, CampaignsMutation,
+               WebhooksMutation):
     pass
 
 
