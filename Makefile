@@ -35,6 +35,8 @@ bench: $(STAMP)
 	$(PY) benchmarks/http_bench.py
 	$(PY) benchmarks/pagerank_bench.py
 	$(PY) benchmarks/growth_bench.py
+	$(PY) benchmarks/kol_scale_bench.py
+	$(PY) benchmarks/subscription_bench.py
 
 clean:
 	rm -rf $(VENV) tests/cypher_lint/node_modules .pytest_cache
