@@ -95,7 +95,9 @@ class _Tenant:
 class StreamHub:
     """Fans each tenant's stream out to this process's subscriptions."""
 
-    def __init__(self, redis: aioredis.Redis, *, buffer: int = 1_000, block_ms: int = 1_000) -> None:
+    def __init__(self, redis: aioredis.Redis, *, buffer: int = 1_000, block_ms: int = 500) -> None:
+        """*block_ms* must stay under the client's socket timeout (1 s in the app), or every
+        quiet XREAD would end in a timeout and a retry pause."""
         self.redis = redis
         self.buffer = buffer
         self.block_ms = block_ms
