@@ -31,6 +31,7 @@ from strawberry.extensions import AddValidationRules, ParserCache, SchemaExtensi
 from strawberry.http.typevars import RootValue
 from strawberry.exceptions import ConnectionRejectionError
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
+from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import BaseGraphQLTransportWSHandler
 from strawberry.types.unset import UNSET, UnsetType
 from strawberry.types.graphql import OperationType
 from starlette.websockets import WebSocket
@@ -118,7 +119,36 @@ class RelayAfterMutations(SchemaExtension):
                 await flush()
 
 
+class PingingTransportWS(BaseGraphQLTransportWSHandler[Context, RootValue]):
+    """graphql-transport-ws with server pings: Strawberry only pings in the legacy protocol.
+
+    Once the connection is acknowledged the server sends ``{"type": "ping"}`` every
+    ``ws_ping_seconds`` (clients answer ``pong``), so idle connections stay open through
+    proxies and dead ones are noticed.
+    """
+
+    async def handle(self) -> None:
+        pinger = asyncio.create_task(self._ping())
+        try:
+            await super().handle()
+        finally:
+            pinger.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await pinger
+
+    async def _ping(self) -> None:
+        interval = float(getattr(self.view, "settings").ws_ping_seconds)
+        while True:
+            await asyncio.sleep(interval)
+            if self.connection_acknowledged:
+                try:
+                    await self.send_message({"type": "ping"})
+                except Exception:  # the socket is closing; the handler ends on its own
+                    return
+
+
 class QuanziGraphQL(GraphQL[Context, RootValue]):
+    graphql_transport_ws_handler_class = PingingTransportWS
     def __init__(self, settings: Settings, **kwargs: Any) -> None:
         # Factories: a fresh extension per request; the parse/validate LRU caches are module-level.
         extensions: list[Any] = [ErrorPolicy, lambda: ParserCache(maxsize=512), lambda: ValidationCache(maxsize=512),
@@ -132,8 +162,6 @@ class QuanziGraphQL(GraphQL[Context, RootValue]):
             subscription_protocols=(GRAPHQL_TRANSPORT_WS_PROTOCOL,),
             connection_init_wait_timeout=timedelta(seconds=settings.ws_init_timeout_seconds),
             max_subscriptions_per_connection=settings.ws_max_subscriptions,
-            keep_alive=True,
-            keep_alive_interval=settings.ws_ping_seconds,
             **kwargs,
         )
         self.settings = settings

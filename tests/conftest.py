@@ -61,7 +61,8 @@ def settings() -> Settings:
     # background jobs off: tests drive the relay (flush after mutations) and recomputes themselves
     # short websocket limits keep the protocol tests fast (defaults: 3 s, 20 subscriptions)
     return Settings(env="test", jwt_secret=JWT_SECRET, demo_members=0, relay_interval=3600,  # type: ignore[arg-type]
-                    scheduler_interval=0, ws_init_timeout_seconds=1.0, ws_max_subscriptions=3)
+                    scheduler_interval=0, ws_init_timeout_seconds=1.0, ws_max_subscriptions=3,
+                    ws_ping_seconds=0.3)
 
 
 @pytest_asyncio.fixture(scope="session")
@@ -181,4 +182,5 @@ async def ws_url(app: Starlette) -> AsyncIterator[str]:
         yield f"ws://127.0.0.1:{port}/graphql"
     finally:
         server.should_exit = True
+        server.force_exit = True  # do not wait for websockets a failed test left open
         await task

@@ -37,8 +37,14 @@ class Client:
         await self.ws.send(json.dumps(message))
 
     async def recv(self, timeout: float = 5.0) -> dict[str, Any]:
+        """The next message that is not a ping or pong, within *timeout* seconds in all."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
         while True:
-            message: dict[str, Any] = json.loads(await asyncio.wait_for(self.ws.recv(), timeout))
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                raise TimeoutError
+            message: dict[str, Any] = json.loads(await asyncio.wait_for(self.ws.recv(), remaining))
             if message["type"] not in ("ping", "pong"):
                 return message
 
@@ -201,3 +207,19 @@ async def test_a_redelivered_event_is_appended_to_the_stream_once(redis_client: 
 
     assert first is not None and again is None
     assert await redis_client.xlen(f"q:{tenant}:stream") == 1
+
+
+async def test_the_server_pings_idle_connections(api: Any, ws_url: str) -> None:
+    client = await ack(ws_url, api.token("operator"))
+
+    message = json.loads(await asyncio.wait_for(client.ws.recv(), 5))  # the test settings ping every 0.3 s
+
+    assert message == {"type": "ping"}
+    await client.ws.close()
+
+
+def test_protocol_defaults_match_the_issue() -> None:
+    from api.settings import Settings
+
+    s = Settings()
+    assert (s.ws_init_timeout_seconds, s.ws_max_subscriptions, s.subscription_buffer) == (3.0, 20, 1_000)
