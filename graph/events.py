@@ -137,6 +137,10 @@ class EventRelay:
         self.lock_ms = lock_ms
         self.lock_key = "q:relay:lock"
         self.relayed = 0
+        #: failed deliveries per event id; after max_failures the event is set aside (logged)
+        self.failures: dict[str, int] = {}
+        self.max_failures = 5
+        self.set_aside: list[str] = []
 
     async def relay_once(self) -> int | None:
         """Relay one batch; return how many events moved, or ``None`` when another relay runs."""
@@ -149,8 +153,19 @@ class EventRelay:
             done: list[str] = []
             try:
                 for e in events:
-                    for consume in self.consumers:
-                        await consume(e)
+                    try:
+                        for consume in self.consumers:
+                            await consume(e)
+                    except (RedisError, OSError, GraphUnavailable):
+                        raise  # an outage: the whole batch waits for the next pass
+                    except Exception:
+                        # A bug or a bad payload: retry a few passes, then set the event aside so one
+                        # poison event cannot stop every tenant's events behind it.
+                        self.failures[e.id] = self.failures.get(e.id, 0) + 1
+                        if self.failures[e.id] < self.max_failures:
+                            raise
+                        log.exception("event %s (%s) set aside after %d failed deliveries", e.id, e.type, self.max_failures)
+                        self.set_aside.append(e.id)
                     done.append(e.id)
             finally:
                 if done:
@@ -166,7 +181,7 @@ class EventRelay:
     async def flush(self, *, timeout: float = 2.0) -> bool:
         """Relay until nothing is pending; ``False`` when it could not finish in *timeout*.
 
-        Never raises for Redis or graph outages: the background loop retries later.
+        Never raises: the caller's write is committed; the background loop retries later.
         """
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
@@ -175,6 +190,9 @@ class EventRelay:
                 moved = await self.relay_once()
             except (RedisError, OSError, GraphUnavailable) as exc:
                 log.warning("event relay postponed: %s", exc)
+                return False
+            except Exception:  # the write is committed: never turn it into an error for the client
+                log.exception("event relay pass failed; the background relay retries")
                 return False
             if moved == 0:
                 return True

@@ -102,6 +102,7 @@ class StreamHub:
         self.buffer = buffer
         self.block_ms = block_ms
         self._tenants: dict[str, _Tenant] = {}
+        self._lock = asyncio.Lock()
 
     @property
     def subscribers(self) -> int:
@@ -109,24 +110,30 @@ class StreamHub:
 
     async def _read(self, tenant: str, state: _Tenant, last: str) -> None:
         key = stream_key(tenant)
-        while state.queues:
-            try:
-                reply = await self.redis.xread({key: last}, block=self.block_ms, count=500)
-            except (RedisError, OSError) as exc:
-                log.warning("stream %s unavailable, retrying: %s", key, exc)
-                await asyncio.sleep(0.5)
-                continue
-            for _, entries in reply or []:
-                for entry_id, fields in entries:
-                    entry = _entry(entry_id, fields)
-                    last = entry.cursor
-                    for queue in list(state.queues):
+        try:
+            while state.queues:
+                try:
+                    reply = await self.redis.xread({key: last}, block=self.block_ms, count=500)
+                except (RedisError, OSError) as exc:
+                    log.warning("stream %s unavailable, retrying: %s", key, exc)
+                    await asyncio.sleep(0.5)
+                    continue
+                for _, entries in reply or []:
+                    for entry_id, fields in entries:
+                        last = entry_id.decode() if isinstance(entry_id, bytes) else str(entry_id)
                         try:
-                            queue.put_nowait(entry)
-                        except asyncio.QueueFull:  # too slow: drop it rather than grow memory
-                            state.queues.discard(queue)
-                            queue.get_nowait()
-                            queue.put_nowait(None)
+                            entry = _entry(entry_id, fields)
+                        except (KeyError, ValueError) as exc:  # e.g. a type a newer process wrote
+                            log.error("skipping unreadable stream entry %s of %s: %s", last, key, exc)
+                            continue
+                        for queue in list(state.queues):
+                            try:
+                                queue.put_nowait(entry)
+                            except asyncio.QueueFull:  # too slow: drop it rather than grow memory
+                                _drop(state, queue)
+        finally:
+            for queue in list(state.queues):  # the reader ended: never leave a subscriber waiting forever
+                _drop(state, queue)
 
     async def history(self, tenant: str, after: str) -> list[StreamEntry]:
         """Entries after cursor *after* (exclusive), oldest first."""
@@ -136,27 +143,33 @@ class StreamHub:
     @contextlib.asynccontextmanager
     async def _subscribe(self, tenant: str) -> AsyncIterator[asyncio.Queue[StreamEntry | None]]:
         queue: asyncio.Queue[StreamEntry | None] = asyncio.Queue(maxsize=self.buffer)
-        state = self._tenants.setdefault(tenant, _Tenant())
-        state.queues.add(queue)
-        if state.task is None or state.task.done():
-            # start after the newest entry as of now: history read after this point overlaps, never gaps
-            newest = await self.redis.xrevrange(stream_key(tenant), max="+", min="-", count=1)
-            start = newest[0][0] if newest else "0-0"
-            state.task = asyncio.create_task(self._read(tenant, state, start.decode() if isinstance(start, bytes) else start))
+        async with self._lock:  # one reader per tenant: starting and stopping never interleave
+            state = self._tenants.setdefault(tenant, _Tenant())
+            if state.task is None or state.task.done():
+                # start after the newest entry as of now: history read after this point overlaps, never gaps
+                newest = await self.redis.xrevrange(stream_key(tenant), max="+", min="-", count=1)
+                start = newest[0][0] if newest else "0-0"
+                state.queues.add(queue)
+                state.task = asyncio.create_task(
+                    self._read(tenant, state, start.decode() if isinstance(start, bytes) else start))
+            else:
+                state.queues.add(queue)
         try:
             yield queue
         finally:
-            state.queues.discard(queue)
-            if not state.queues and state.task is not None:
-                state.task.cancel()
-                with contextlib.suppress(asyncio.CancelledError, RedisError, OSError):
-                    await state.task
-                self._tenants.pop(tenant, None)
+            async with self._lock:
+                state.queues.discard(queue)
+                if not state.queues and state.task is not None:
+                    state.task.cancel()
+                    with contextlib.suppress(asyncio.CancelledError, RedisError, OSError):
+                        await state.task
+                    if self._tenants.get(tenant) is state:
+                        self._tenants.pop(tenant)
 
     async def entries(self, tenant: str, *, after: str | None = None) -> AsyncIterator[StreamEntry]:
         """Every entry of the tenant from now on (or from after cursor *after*), in order, once."""
         async with self._subscribe(tenant) as queue:
-            seen = ""
+            seen = after or ""
             if after is not None:
                 for entry in await self.history(tenant, after):
                     seen = entry.cursor
@@ -169,6 +182,17 @@ class StreamHub:
                     continue  # already delivered from history
                 seen = entry.cursor
                 yield entry
+
+
+def _drop(state: _Tenant, queue: asyncio.Queue[StreamEntry | None]) -> None:
+    """Detach *queue* and wake its subscriber with the end marker (its iterator raises SlowConsumer)."""
+    state.queues.discard(queue)
+    while True:
+        try:
+            queue.put_nowait(None)
+            return
+        except asyncio.QueueFull:
+            queue.get_nowait()
 
 
 def _cursor_key(cursor: str) -> tuple[int, int]:

@@ -150,3 +150,29 @@ async def test_two_relays_never_run_a_pass_at_the_same_time(graph: GraphClient, 
     finally:
         await redis_client.delete(first.lock_key)
     assert await second.relay_once() is not None
+
+
+async def test_a_poison_event_is_set_aside_so_later_events_still_flow(
+    graph: GraphClient, redis_client: aioredis.Redis, tenant: str
+) -> None:
+    repo = GraphMemberRepository(graph)
+    bad = await register(repo, tenant, "Poison")
+    good = await register(repo, tenant, "Fine")
+    delivered: list[str] = []
+
+    async def picky(e: Event) -> None:
+        if e.tenant != tenant:
+            return
+        if e.payload["memberId"] == bad:
+            raise ValueError("a consumer bug")
+        delivered.append(e.payload["memberId"])
+
+    relay = EventRelay(graph, redis_client, [picky])
+    for _ in range(4):
+        with pytest.raises(ValueError):
+            await relay.relay_once()
+    assert delivered == []
+
+    assert await relay.flush(timeout=10)
+    assert delivered == [good] and len(relay.set_aside) == 1
+    assert await graph.read(PENDING_OF_TENANT, tenant=tenant) == []
