@@ -137,7 +137,7 @@ class PingingTransportWS(BaseGraphQLTransportWSHandler[Context, RootValue]):
                 await pinger
 
     async def _ping(self) -> None:
-        interval = float(getattr(self.view, "settings").ws_ping_seconds)
+        interval = float(self.view.settings.ws_ping_seconds)  # type: ignore[attr-defined]
         while True:
             await asyncio.sleep(interval)
             if self.connection_acknowledged:

@@ -166,6 +166,7 @@ class EventRelay:
                             raise
                         log.exception("event %s (%s) set aside after %d failed deliveries", e.id, e.type, self.max_failures)
                         self.set_aside.append(e.id)
+                    self.failures.pop(e.id, None)
                     done.append(e.id)
             finally:
                 if done:

@@ -115,6 +115,17 @@ class GrowthService:
         return await self.referrals.stats_from_graph(tenant, member_id)
 
 
+_UPLINE = """
+local out, current = {}, ARGV[1]
+for _ = 1, tonumber(ARGV[2]) do
+  current = redis.call('HGET', KEYS[1], current)
+  if not current then break end
+  out[#out + 1] = current
+end
+return out
+"""
+
+
 class GrowthConsumer:
     """The relay consumer for growth analytics; idempotent by event id."""
 
@@ -122,19 +133,12 @@ class GrowthConsumer:
         self.redis = redis
         self.store = store
         self.recommender = recommender
+        self._upline = redis.register_script(_UPLINE)
 
     async def upline(self, tenant: str, member_id: str, *, limit: int = 64) -> list[str]:
-        """The member's upline from the parent map kept in Redis (inviter first)."""
-        out: list[str] = []
-        current = member_id
-        key = parent_key(tenant)
-        while len(out) < limit:
-            raw = await self.redis.hget(key, current)
-            if raw is None:
-                break
-            current = raw.decode()
-            out.append(current)
-        return out
+        """The member's upline from the parent map kept in Redis (inviter first), in one round trip."""
+        raw = await self._upline(keys=[parent_key(tenant)], args=[member_id, limit])
+        return [r.decode() if isinstance(r, bytes) else str(r) for r in raw]
 
     async def __call__(self, e: Event) -> None:
         t = e.tenant
@@ -257,7 +261,6 @@ class KolScheduler:
         self.max_age = max_age
         self.interval = interval
         self.clock = clock
-        self.runs: list[RecomputeResult] = []
 
     async def scopes(self, tenant: str) -> list[Scope]:
         """The tenant scope, plus every community or topic scope someone has ranked before."""
@@ -293,7 +296,6 @@ class KolScheduler:
                         log.info("KOL ranking of %s (%s) recomputed: %d members in %.2fs", tenant, scope.key,
                                  result.members, result.seconds)
                         done.append(result)
-        self.runs.extend(done)
         return done
 
     async def run(self, stop: asyncio.Event) -> None:

@@ -55,7 +55,6 @@ __all__ = [
     "KolStore",
     "RankedMember",
     "RankingPage",
-    "ScopeBusy",
     "compute",
     "inputs_from",
     "write_back",
@@ -107,10 +106,6 @@ MEMBER_KOL_FROM_GRAPH = cypher(
     RETURN m.kolRank AS rank, m.kolComponents AS components, m.kolComputedAt AS computedAt
     """
 )
-
-
-class ScopeBusy(Exception):
-    """Another process is computing this scope right now."""
 
 
 #: edge visits the sampled betweenness may spend (samples x relationships)

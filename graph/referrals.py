@@ -9,6 +9,7 @@ answers when Redis is down (slower: it walks the member's downline in the graph)
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -178,7 +179,7 @@ class GraphReferrals:
         credited: dict[str, int] = {}
         for amount, currency in row["credited"] if row else []:
             credited[str(currency)] = credited.get(str(currency), 0) + int(amount)
-        return ReferralStats(**{**_fields(stats), "attributed_gmv": credited, "inviter": own["inviter"]})
+        return dataclasses.replace(stats, attributed_gmv=credited, inviter=own["inviter"])
 
     async def all_stats(self, tenant: str) -> dict[str, ReferralStats]:
         """Every member's aggregates from scratch (the full rebuild)."""
@@ -226,6 +227,3 @@ class GraphReferrals:
 
         await self.graph.write(work)
 
-
-def _fields(stats: ReferralStats) -> dict[str, Any]:
-    return {f: getattr(stats, f) for f in stats.__dataclass_fields__}

@@ -80,3 +80,15 @@ async def post(api: Any, token: str, author: str, community_id: str, title: str,
     data = await api.ok(POST, {"input": {"communityId": community_id, "title": title, "body": fields.pop("body", title + " body"), **fields}, "as": author}, token=token)
     result: dict[str, Any] = data["createContent"]
     return result
+
+
+def dead_redis() -> Any:
+    """A Redis client pointed at a port nobody listens on (Redis "down")."""
+    import socket
+
+    import redis.asyncio as aioredis
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    return aioredis.Redis(host="127.0.0.1", port=port, socket_connect_timeout=0.5, socket_timeout=0.5)

@@ -7,7 +7,6 @@ and the relay into Redis, rankings are computed from the embedded graph server.
 from __future__ import annotations
 
 import random
-import socket
 from typing import Any
 
 import pytest
@@ -22,7 +21,7 @@ from graph.growth import GrowthService, KolScheduler, rebuild_referrals, recompu
 from graph.kol import KolStore, compute
 from graph.referral_stats import ReferralStatsStore
 from graph.referrals import GraphReferrals
-from tests.helpers import community, follow, join, post, register
+from tests.helpers import community, dead_redis, follow, join, post, register
 
 STATS = """
 query($id: ID!) {
@@ -78,11 +77,6 @@ query($id: ID!) { member(id: $id) { influence { rank score isKoc computedAt comp
 """
 
 
-def dead_redis() -> aioredis.Redis:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    return aioredis.Redis(host="127.0.0.1", port=port, socket_connect_timeout=0.5, socket_timeout=0.5)
 
 
 async def product(api: Any, token: str, sku: str = "TEA") -> str:

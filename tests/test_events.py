@@ -7,7 +7,6 @@ them pending while a consumer (Redis) is unavailable.
 
 from __future__ import annotations
 
-import socket
 from typing import Any
 
 import pytest
@@ -19,6 +18,7 @@ from domain.events import Event, EventType
 from graph.client import GraphClient
 from graph.events import EventRelay
 from graph.members import GraphMemberRepository
+from tests.helpers import dead_redis
 
 PENDING_OF_TENANT = """
 MATCH (e:Event {tenantId: $tenant}) WHERE e.pending = true
@@ -30,11 +30,6 @@ RETURN e.type AS type, e.pending AS pending, e.relayedAt IS NOT NULL AS relayed 
 """
 
 
-def dead_redis() -> aioredis.Redis:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    return aioredis.Redis(host="127.0.0.1", port=port, socket_connect_timeout=0.5, socket_timeout=0.5)
 
 
 class Recorder:
