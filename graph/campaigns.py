@@ -27,14 +27,14 @@ CREATE_CAMPAIGN = cypher("CREATE (c:Campaign) SET c = $props RETURN c")
 CAMPAIGNS_BY_ID = cypher(
     """
     UNWIND $ids AS id
-    MATCH (c:Campaign {id: id}) WHERE c.tenantId = $tenant
+    MATCH (c:Campaign {id: id}) WITH * WHERE c.tenantId = $tenant
     RETURN collect(c) AS campaigns
     """
 )
 INVITES_SENT = cypher(
     """
-    MATCH (c:Campaign {id: $campaignId}) WHERE c.tenantId = $tenant
-    MATCH (m:Member {id: $memberId}) WHERE m.tenantId = $tenant
+    MATCH (c:Campaign {id: $campaignId}) WITH * WHERE c.tenantId = $tenant
+    MATCH (m:Member {id: $memberId}) WITH * WHERE m.tenantId = $tenant
     MERGE (m)-[p:PARTICIPATED]->(c)
     ON CREATE SET p.at = $now, p.invitesSent = 0
     SET p.invitesSent = coalesce(p.invitesSent, 0) + $count
@@ -43,15 +43,15 @@ INVITES_SENT = cypher(
 )
 CAMPAIGN_WINDOW = cypher(
     """
-    MATCH (c:Campaign {id: $campaignId}) WHERE c.tenantId = $tenant
+    MATCH (c:Campaign {id: $campaignId}) WITH * WHERE c.tenantId = $tenant
     RETURN c.startsAt AS startsAt, c.endsAt AS endsAt
     """
 )
 PARTICIPATE = cypher(
     """
-    MATCH (c:Campaign {id: $campaignId}) WHERE c.tenantId = $tenant
-    MATCH (i:Member {id: $inviterId}) WHERE i.tenantId = $tenant
-    MATCH (m:Member {id: $memberId}) WHERE m.tenantId = $tenant
+    MATCH (c:Campaign {id: $campaignId}) WITH * WHERE c.tenantId = $tenant
+    MATCH (i:Member {id: $inviterId}) WITH * WHERE i.tenantId = $tenant
+    MATCH (m:Member {id: $memberId}) WITH * WHERE m.tenantId = $tenant
     MERGE (i)-[p:PARTICIPATED]->(c)
     ON CREATE SET p.at = $now, p.invitesSent = 0
     CREATE (m)-[:PARTICIPATED {at: $now, invitesSent: 0}]->(c)
@@ -60,7 +60,7 @@ PARTICIPATE = cypher(
 )
 VIRALITY = cypher(
     """
-    MATCH (c:Campaign {id: $campaignId}) WHERE c.tenantId = $tenant
+    MATCH (c:Campaign {id: $campaignId}) WITH * WHERE c.tenantId = $tenant
     CALL (c) {
       OPTIONAL MATCH (p:Member)-[x:PARTICIPATED]->(c)
       RETURN count(p) AS participants, sum(coalesce(x.invitesSent, 0)) AS sent

@@ -32,7 +32,7 @@ __all__ = ["GraphCommerceRepository", "request_hash"]
 PRODUCTS_BY_ID = cypher(
     """
     UNWIND $ids AS id
-    MATCH (p:Product {id: id}) WHERE p.tenantId = $tenant
+    MATCH (p:Product {id: id}) WITH * WHERE p.tenantId = $tenant
     RETURN collect(p) AS products
     """
 )
@@ -55,19 +55,19 @@ PURCHASE_PRECHECK = cypher(
 )
 CREATE_PURCHASE = cypher(
     """
-    MATCH (m:Member {id: $memberId}) WHERE m.tenantId = $tenant
+    MATCH (m:Member {id: $memberId}) WITH * WHERE m.tenantId = $tenant
     CREATE (m)-[:PLACED {at: $props.at}]->(p:Purchase)
     SET p = $props
     WITH p
     UNWIND $lines AS line
-    MATCH (x:Product {id: line.productId}) WHERE x.tenantId = $tenant
+    MATCH (x:Product {id: line.productId}) WITH * WHERE x.tenantId = $tenant
     CREATE (p)-[:OF {qty: line.qty, unitPrice: line.unitPrice}]->(x)
     RETURN p, count(*) AS lineCount
     """
 )
 PURCHASE_CREDIT = cypher(
     """
-    MATCH (m:Member {id: $memberId}) WHERE m.tenantId = $tenant
+    MATCH (m:Member {id: $memberId}) WITH * WHERE m.tenantId = $tenant
     WITH m, m.firstPaidAt IS NULL AS firstPaid
     SET m.firstPaidAt = CASE WHEN m.firstPaidAt IS NULL OR $at < m.firstPaidAt THEN $at ELSE m.firstPaidAt END
     WITH m, firstPaid
@@ -81,15 +81,15 @@ PURCHASE_CREDIT = cypher(
 )
 ATTRIBUTE_PURCHASE = cypher(
     """
-    MATCH (p:Purchase {id: $purchaseId}) WHERE p.tenantId = $tenant
-    MATCH (a:Member {id: $attributedTo}) WHERE a.tenantId = $tenant
+    MATCH (p:Purchase {id: $purchaseId}) WITH * WHERE p.tenantId = $tenant
+    MATCH (a:Member {id: $attributedTo}) WITH * WHERE a.tenantId = $tenant
     CREATE (p)-[:ATTRIBUTED_TO]->(a)
     """
 )
 PURCHASES_BY_ID = cypher(
     """
     UNWIND $ids AS id
-    MATCH (m:Member)-[:PLACED]->(p:Purchase {id: id}) WHERE p.tenantId = $tenant
+    MATCH (m:Member)-[:PLACED]->(p:Purchase {id: id}) WITH * WHERE p.tenantId = $tenant
     RETURN collect({
       node: p, member: m.id,
       lines: [(p)-[o:OF]->(x:Product) | {productId: x.id, qty: o.qty, unitPrice: o.unitPrice}]
@@ -99,7 +99,7 @@ PURCHASES_BY_ID = cypher(
 PURCHASES_PAGES = cypher(
     """
     UNWIND $ids AS pid
-    MATCH (p:Member {id: pid}) WHERE p.tenantId = $tenant
+    MATCH (p:Member {id: pid}) WITH * WHERE p.tenantId = $tenant
     CALL (p) {
       MATCH (p)-[:PLACED]->(o:Purchase)
       WHERE $afterAt IS NULL OR o.at < $afterAt OR (o.at = $afterAt AND o.id < $afterId)

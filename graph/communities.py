@@ -30,7 +30,7 @@ __all__ = ["GraphCommunityRepository"]
 COMMUNITIES_BY_ID = cypher(
     """
     UNWIND $ids AS id
-    MATCH (c:Community {id: id}) WHERE c.tenantId = $tenant
+    MATCH (c:Community {id: id}) WITH * WHERE c.tenantId = $tenant
     RETURN collect(c) AS communities
     """
 )
@@ -78,8 +78,8 @@ CREATE_COMMUNITY = cypher(
 )
 JOIN = cypher(
     """
-    MATCH (m:Member {id: $memberId}) WHERE m.tenantId = $tenant
-    MATCH (c:Community {id: $communityId}) WHERE c.tenantId = $tenant
+    MATCH (m:Member {id: $memberId}) WITH * WHERE m.tenantId = $tenant
+    MATCH (c:Community {id: $communityId}) WITH * WHERE c.tenantId = $tenant
     MERGE (m)-[r:MEMBER_OF]->(c)
     ON CREATE SET r.role = 'member', r.joinedAt = $now
     RETURN r.role AS role, r.joinedAt AS joinedAt, r.joinedAt = $now AS created
@@ -118,7 +118,7 @@ MEMBER_AND_COMMUNITY = cypher(
 COMMUNITY_MEMBERS_PAGES = cypher(
     """
     UNWIND $ids AS pid
-    MATCH (p:Community {id: pid}) WHERE p.tenantId = $tenant
+    MATCH (p:Community {id: pid}) WITH * WHERE p.tenantId = $tenant
     CALL (p) {
       MATCH (p)<-[r:MEMBER_OF]-(m:Member)
       WHERE $afterAt IS NULL OR r.joinedAt < $afterAt OR (r.joinedAt = $afterAt AND m.id < $afterId)
@@ -131,7 +131,7 @@ COMMUNITY_MEMBERS_PAGES = cypher(
 FEED_PAGES = cypher(
     """
     UNWIND $ids AS pid
-    MATCH (p:Community {id: pid}) WHERE p.tenantId = $tenant
+    MATCH (p:Community {id: pid}) WITH * WHERE p.tenantId = $tenant
     CALL (p) {
       MATCH (p)<-[:IN]-(c:Content)<-[:POSTED]-(a:Member)
       WHERE $afterAt IS NULL OR c.createdAt < $afterAt OR (c.createdAt = $afterAt AND c.id < $afterId)
@@ -144,7 +144,7 @@ FEED_PAGES = cypher(
 COMMUNITY_COUNTS = cypher(
     """
     UNWIND $ids AS pid
-    MATCH (p:Community {id: pid}) WHERE p.tenantId = $tenant
+    MATCH (p:Community {id: pid}) WITH * WHERE p.tenantId = $tenant
     RETURN collect({
       pid: pid,
       members: COUNT { (p)<-[:MEMBER_OF]-(:Member) },

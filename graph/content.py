@@ -23,7 +23,7 @@ __all__ = ["GraphContentRepository"]
 CONTENT_BY_ID = cypher(
     """
     UNWIND $ids AS id
-    MATCH (a:Member)-[:POSTED]->(c:Content {id: id}) WHERE c.tenantId = $tenant
+    MATCH (a:Member)-[:POSTED]->(c:Content {id: id}) WITH * WHERE c.tenantId = $tenant
     OPTIONAL MATCH (c)-[:IN]->(k:Community)
     RETURN collect({node: c, author: a.id, community: k.id}) AS rows
     """
@@ -31,14 +31,14 @@ CONTENT_BY_ID = cypher(
 COMMENTS_BY_ID = cypher(
     """
     UNWIND $ids AS id
-    MATCH (a:Member)-[:WROTE]->(cm:Comment {id: id})-[:ON]->(c:Content) WHERE cm.tenantId = $tenant
+    MATCH (a:Member)-[:WROTE]->(cm:Comment {id: id})-[:ON]->(c:Content) WITH * WHERE cm.tenantId = $tenant
     RETURN collect({node: cm, author: a.id, content: c.id}) AS rows
     """
 )
 TAGS_BY_ID = cypher(
     """
     UNWIND $ids AS id
-    MATCH (t:Tag {id: id}) WHERE t.tenantId = $tenant
+    MATCH (t:Tag {id: id}) WITH * WHERE t.tenantId = $tenant
     RETURN collect(t) AS tags
     """
 )
@@ -54,8 +54,8 @@ POST_PRECHECK = cypher(
 # reads a map's key (``name: topic.name``) with "Encountered a map assigned to property".
 CREATE_CONTENT = cypher(
     """
-    MATCH (a:Member {id: $authorId}) WHERE a.tenantId = $tenant
-    MATCH (k:Community {id: $communityId}) WHERE k.tenantId = $tenant
+    MATCH (a:Member {id: $authorId}) WITH * WHERE a.tenantId = $tenant
+    MATCH (k:Community {id: $communityId}) WITH * WHERE k.tenantId = $tenant
     CREATE (a)-[:POSTED {at: $now}]->(c:Content)-[:IN]->(k)
     SET c = $props
     FOREACH (i IN range(0, size($topicNames) - 1) |
@@ -74,8 +74,8 @@ COMMENT_PRECHECK = cypher(
 )
 CREATE_COMMENT = cypher(
     """
-    MATCH (a:Member {id: $authorId}) WHERE a.tenantId = $tenant
-    MATCH (c:Content {id: $contentId}) WHERE c.tenantId = $tenant
+    MATCH (a:Member {id: $authorId}) WITH * WHERE a.tenantId = $tenant
+    MATCH (c:Content {id: $contentId}) WITH * WHERE c.tenantId = $tenant
     CREATE (a)-[:WROTE]->(cm:Comment)-[:ON]->(c)
     SET cm = $props
     CREATE (a)-[:COMMENTED {at: $now, commentId: $props.id}]->(c)
@@ -85,8 +85,8 @@ CREATE_COMMENT = cypher(
 # One statement per interaction kind: relationship types are never spliced into text.
 LIKE = cypher(
     """
-    MATCH (m:Member {id: $memberId}) WHERE m.tenantId = $tenant
-    MATCH (c:Content {id: $contentId}) WHERE c.tenantId = $tenant
+    MATCH (m:Member {id: $memberId}) WITH * WHERE m.tenantId = $tenant
+    MATCH (c:Content {id: $contentId}) WITH * WHERE c.tenantId = $tenant
     MERGE (m)-[r:LIKED]->(c)
     ON CREATE SET r.at = $now
     RETURN r.at = $now AS changed
@@ -94,8 +94,8 @@ LIKE = cypher(
 )
 FAVORITE = cypher(
     """
-    MATCH (m:Member {id: $memberId}) WHERE m.tenantId = $tenant
-    MATCH (c:Content {id: $contentId}) WHERE c.tenantId = $tenant
+    MATCH (m:Member {id: $memberId}) WITH * WHERE m.tenantId = $tenant
+    MATCH (c:Content {id: $contentId}) WITH * WHERE c.tenantId = $tenant
     MERGE (m)-[r:FAVORITED]->(c)
     ON CREATE SET r.at = $now
     RETURN r.at = $now AS changed
@@ -103,8 +103,8 @@ FAVORITE = cypher(
 )
 SHARE = cypher(
     """
-    MATCH (m:Member {id: $memberId}) WHERE m.tenantId = $tenant
-    MATCH (c:Content {id: $contentId}) WHERE c.tenantId = $tenant
+    MATCH (m:Member {id: $memberId}) WITH * WHERE m.tenantId = $tenant
+    MATCH (c:Content {id: $contentId}) WITH * WHERE c.tenantId = $tenant
     MERGE (m)-[r:SHARED]->(c)
     ON CREATE SET r.at = $now, r.count = 0
     SET r.count = r.count + 1, r.lastAt = $now
@@ -122,7 +122,7 @@ UNLIKE = cypher(
 COMMENTS_PAGES = cypher(
     """
     UNWIND $ids AS pid
-    MATCH (p:Content {id: pid}) WHERE p.tenantId = $tenant
+    MATCH (p:Content {id: pid}) WITH * WHERE p.tenantId = $tenant
     CALL (p) {
       MATCH (p)<-[:ON]-(cm:Comment)<-[:WROTE]-(a:Member)
       WHERE $afterAt IS NULL OR cm.createdAt < $afterAt OR (cm.createdAt = $afterAt AND cm.id < $afterId)
@@ -135,7 +135,7 @@ COMMENTS_PAGES = cypher(
 POSTS_PAGES = cypher(
     """
     UNWIND $ids AS pid
-    MATCH (p:Member {id: pid}) WHERE p.tenantId = $tenant
+    MATCH (p:Member {id: pid}) WITH * WHERE p.tenantId = $tenant
     CALL (p) {
       MATCH (p)-[:POSTED]->(c:Content)
       WHERE $afterAt IS NULL OR c.createdAt < $afterAt OR (c.createdAt = $afterAt AND c.id < $afterId)
@@ -149,7 +149,7 @@ POSTS_PAGES = cypher(
 TOPICS_OF = cypher(
     """
     UNWIND $ids AS pid
-    MATCH (c:Content {id: pid})-[:ABOUT]->(t:Tag) WHERE c.tenantId = $tenant
+    MATCH (c:Content {id: pid})-[:ABOUT]->(t:Tag) WITH * WHERE c.tenantId = $tenant
     WITH pid, t ORDER BY t.name
     RETURN collect({pid: pid, node: t}) AS rows
     """
@@ -157,7 +157,7 @@ TOPICS_OF = cypher(
 CONTENT_COUNTS = cypher(
     """
     UNWIND $ids AS pid
-    MATCH (c:Content {id: pid}) WHERE c.tenantId = $tenant
+    MATCH (c:Content {id: pid}) WITH * WHERE c.tenantId = $tenant
     RETURN collect({
       pid: pid,
       likes: COUNT { (c)<-[:LIKED]-(:Member) },
@@ -169,7 +169,7 @@ CONTENT_COUNTS = cypher(
 )
 VIEWER_LIKED = cypher(
     """
-    MATCH (m:Member {id: $memberId}) WHERE m.tenantId = $tenant
+    MATCH (m:Member {id: $memberId}) WITH * WHERE m.tenantId = $tenant
     UNWIND $ids AS pid
     OPTIONAL MATCH (m)-[r:LIKED]->(:Content {id: pid})
     RETURN collect({pid: pid, liked: r IS NOT NULL}) AS rows

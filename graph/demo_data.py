@@ -129,8 +129,8 @@ CREATE_PURCHASES = cypher(
 CREATE_REFERRALS = cypher(
     """
     UNWIND $rows AS row
-    MATCH (a:Member {id: row.a}) WHERE a.tenantId = $tenant
-    MATCH (b:Member {id: row.b}) WHERE b.tenantId = $tenant
+    MATCH (a:Member {id: row.a}) WITH * WHERE a.tenantId = $tenant
+    MATCH (b:Member {id: row.b}) WITH * WHERE b.tenantId = $tenant
     CREATE (a)-[r:REFERRED {at: row.at, code: row.code, channel: row.channel}]->(b)
     SET r.campaignId = row.campaignId
     RETURN count(r) AS n
@@ -139,8 +139,8 @@ CREATE_REFERRALS = cypher(
 CREATE_FOLLOWS = cypher(
     """
     UNWIND $rows AS row
-    MATCH (a:Member {id: row.a}) WHERE a.tenantId = $tenant
-    MATCH (b:Member {id: row.b}) WHERE b.tenantId = $tenant
+    MATCH (a:Member {id: row.a}) WITH * WHERE a.tenantId = $tenant
+    MATCH (b:Member {id: row.b}) WITH * WHERE b.tenantId = $tenant
     CREATE (a)-[r:FOLLOWS {at: row.at}]->(b)
     RETURN count(r) AS n
     """
@@ -148,8 +148,8 @@ CREATE_FOLLOWS = cypher(
 CREATE_MEMBERSHIPS = cypher(
     """
     UNWIND $rows AS row
-    MATCH (a:Member {id: row.a}) WHERE a.tenantId = $tenant
-    MATCH (b:Community {id: row.b}) WHERE b.tenantId = $tenant
+    MATCH (a:Member {id: row.a}) WITH * WHERE a.tenantId = $tenant
+    MATCH (b:Community {id: row.b}) WITH * WHERE b.tenantId = $tenant
     CREATE (a)-[r:MEMBER_OF {role: row.role, joinedAt: row.joinedAt}]->(b)
     RETURN count(r) AS n
     """
@@ -157,8 +157,8 @@ CREATE_MEMBERSHIPS = cypher(
 CREATE_INTERESTS = cypher(
     """
     UNWIND $rows AS row
-    MATCH (a:Member {id: row.a}) WHERE a.tenantId = $tenant
-    MATCH (b:Tag {id: row.b}) WHERE b.tenantId = $tenant
+    MATCH (a:Member {id: row.a}) WITH * WHERE a.tenantId = $tenant
+    MATCH (b:Tag {id: row.b}) WITH * WHERE b.tenantId = $tenant
     CREATE (a)-[r:INTERESTED_IN {weight: row.weight, source: row.source}]->(b)
     RETURN count(r) AS n
     """
@@ -166,8 +166,8 @@ CREATE_INTERESTS = cypher(
 CREATE_POSTED = cypher(
     """
     UNWIND $rows AS row
-    MATCH (a:Member {id: row.a}) WHERE a.tenantId = $tenant
-    MATCH (b:Content {id: row.b}) WHERE b.tenantId = $tenant
+    MATCH (a:Member {id: row.a}) WITH * WHERE a.tenantId = $tenant
+    MATCH (b:Content {id: row.b}) WITH * WHERE b.tenantId = $tenant
     CREATE (a)-[r:POSTED {at: row.at}]->(b)
     RETURN count(r) AS n
     """
@@ -175,8 +175,8 @@ CREATE_POSTED = cypher(
 CREATE_CONTENT_IN = cypher(
     """
     UNWIND $rows AS row
-    MATCH (a:Content {id: row.a}) WHERE a.tenantId = $tenant
-    MATCH (b:Community {id: row.b}) WHERE b.tenantId = $tenant
+    MATCH (a:Content {id: row.a}) WITH * WHERE a.tenantId = $tenant
+    MATCH (b:Community {id: row.b}) WITH * WHERE b.tenantId = $tenant
     CREATE (a)-[r:IN]->(b)
     RETURN count(r) AS n
     """
@@ -184,8 +184,8 @@ CREATE_CONTENT_IN = cypher(
 CREATE_ABOUT = cypher(
     """
     UNWIND $rows AS row
-    MATCH (a:Content {id: row.a}) WHERE a.tenantId = $tenant
-    MATCH (b:Tag {id: row.b}) WHERE b.tenantId = $tenant
+    MATCH (a:Content {id: row.a}) WITH * WHERE a.tenantId = $tenant
+    MATCH (b:Tag {id: row.b}) WITH * WHERE b.tenantId = $tenant
     CREATE (a)-[r:ABOUT]->(b)
     RETURN count(r) AS n
     """
@@ -193,8 +193,8 @@ CREATE_ABOUT = cypher(
 CREATE_LIKES = cypher(
     """
     UNWIND $rows AS row
-    MATCH (a:Member {id: row.a}) WHERE a.tenantId = $tenant
-    MATCH (b:Content {id: row.b}) WHERE b.tenantId = $tenant
+    MATCH (a:Member {id: row.a}) WITH * WHERE a.tenantId = $tenant
+    MATCH (b:Content {id: row.b}) WITH * WHERE b.tenantId = $tenant
     CREATE (a)-[r:LIKED {at: row.at}]->(b)
     RETURN count(r) AS n
     """
@@ -202,8 +202,8 @@ CREATE_LIKES = cypher(
 CREATE_FAVORITES = cypher(
     """
     UNWIND $rows AS row
-    MATCH (a:Member {id: row.a}) WHERE a.tenantId = $tenant
-    MATCH (b:Content {id: row.b}) WHERE b.tenantId = $tenant
+    MATCH (a:Member {id: row.a}) WITH * WHERE a.tenantId = $tenant
+    MATCH (b:Content {id: row.b}) WITH * WHERE b.tenantId = $tenant
     CREATE (a)-[r:FAVORITED {at: row.at}]->(b)
     RETURN count(r) AS n
     """
@@ -211,8 +211,8 @@ CREATE_FAVORITES = cypher(
 CREATE_SHARES = cypher(
     """
     UNWIND $rows AS row
-    MATCH (a:Member {id: row.a}) WHERE a.tenantId = $tenant
-    MATCH (b:Content {id: row.b}) WHERE b.tenantId = $tenant
+    MATCH (a:Member {id: row.a}) WITH * WHERE a.tenantId = $tenant
+    MATCH (b:Content {id: row.b}) WITH * WHERE b.tenantId = $tenant
     CREATE (a)-[r:SHARED {at: row.at, count: row.count, lastAt: row.lastAt}]->(b)
     RETURN count(r) AS n
     """
@@ -220,8 +220,8 @@ CREATE_SHARES = cypher(
 CREATE_WROTE = cypher(
     """
     UNWIND $rows AS row
-    MATCH (a:Member {id: row.a}) WHERE a.tenantId = $tenant
-    MATCH (b:Comment {id: row.b}) WHERE b.tenantId = $tenant
+    MATCH (a:Member {id: row.a}) WITH * WHERE a.tenantId = $tenant
+    MATCH (b:Comment {id: row.b}) WITH * WHERE b.tenantId = $tenant
     CREATE (a)-[r:WROTE]->(b)
     RETURN count(r) AS n
     """
@@ -229,8 +229,8 @@ CREATE_WROTE = cypher(
 CREATE_COMMENT_ON = cypher(
     """
     UNWIND $rows AS row
-    MATCH (a:Comment {id: row.a}) WHERE a.tenantId = $tenant
-    MATCH (b:Content {id: row.b}) WHERE b.tenantId = $tenant
+    MATCH (a:Comment {id: row.a}) WITH * WHERE a.tenantId = $tenant
+    MATCH (b:Content {id: row.b}) WITH * WHERE b.tenantId = $tenant
     CREATE (a)-[r:ON]->(b)
     RETURN count(r) AS n
     """
@@ -238,8 +238,8 @@ CREATE_COMMENT_ON = cypher(
 CREATE_COMMENTED = cypher(
     """
     UNWIND $rows AS row
-    MATCH (a:Member {id: row.a}) WHERE a.tenantId = $tenant
-    MATCH (b:Content {id: row.b}) WHERE b.tenantId = $tenant
+    MATCH (a:Member {id: row.a}) WITH * WHERE a.tenantId = $tenant
+    MATCH (b:Content {id: row.b}) WITH * WHERE b.tenantId = $tenant
     CREATE (a)-[r:COMMENTED {at: row.at, commentId: row.commentId}]->(b)
     RETURN count(r) AS n
     """
@@ -247,8 +247,8 @@ CREATE_COMMENTED = cypher(
 CREATE_PLACED = cypher(
     """
     UNWIND $rows AS row
-    MATCH (a:Member {id: row.a}) WHERE a.tenantId = $tenant
-    MATCH (b:Purchase {id: row.b}) WHERE b.tenantId = $tenant
+    MATCH (a:Member {id: row.a}) WITH * WHERE a.tenantId = $tenant
+    MATCH (b:Purchase {id: row.b}) WITH * WHERE b.tenantId = $tenant
     CREATE (a)-[r:PLACED {at: row.at}]->(b)
     RETURN count(r) AS n
     """
@@ -256,8 +256,8 @@ CREATE_PLACED = cypher(
 CREATE_PURCHASE_OF = cypher(
     """
     UNWIND $rows AS row
-    MATCH (a:Purchase {id: row.a}) WHERE a.tenantId = $tenant
-    MATCH (b:Product {id: row.b}) WHERE b.tenantId = $tenant
+    MATCH (a:Purchase {id: row.a}) WITH * WHERE a.tenantId = $tenant
+    MATCH (b:Product {id: row.b}) WITH * WHERE b.tenantId = $tenant
     CREATE (a)-[r:OF {qty: row.qty, unitPrice: row.unitPrice}]->(b)
     RETURN count(r) AS n
     """

@@ -49,7 +49,7 @@ RECORD_EVENTS = cypher(
 )
 TOUCH_ACTIVITY = cypher(
     """
-    MATCH (m:Member {id: $memberId}) WHERE m.tenantId = $tenant AND m.firstActiveAt IS NULL
+    MATCH (m:Member {id: $memberId}) WITH * WHERE m.tenantId = $tenant AND m.firstActiveAt IS NULL
     SET m.firstActiveAt = $at
     RETURN m.joinedAt AS joinedAt
     """

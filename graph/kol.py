@@ -68,7 +68,7 @@ COMPONENTS: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(MemberInf
 WRITE_BACK = cypher(
     """
     UNWIND range(0, size($ids) - 1) AS i
-    MATCH (m:Member {id: $ids[i]}) WHERE m.tenantId = $tenant
+    MATCH (m:Member {id: $ids[i]}) WITH * WHERE m.tenantId = $tenant
     SET m.kolScore = $scores[i], m.kocScore = $kocScores[i], m.isKoc = $isKoc[i], m.kolRank = $ranks[i],
         m.kocRank = $kocRanks[i], m.kolComponents = $components[i], m.kolComputedAt = $at,
         m.kolGraphVersion = $version, m.kolTotal = $kolTotal, m.kocTotal = $kocTotal,
@@ -102,7 +102,7 @@ KOC_FROM_GRAPH = cypher(
 )
 MEMBER_KOL_FROM_GRAPH = cypher(
     """
-    MATCH (m:Member {id: $memberId}) WHERE m.tenantId = $tenant
+    MATCH (m:Member {id: $memberId}) WITH * WHERE m.tenantId = $tenant
     RETURN m.kolRank AS rank, m.kolComponents AS components, m.kolComputedAt AS computedAt
     """
 )

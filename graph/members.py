@@ -27,7 +27,7 @@ __all__ = ["GraphMemberRepository"]
 MEMBERS_BY_ID = cypher(
     """
     UNWIND $ids AS id
-    MATCH (m:Member {id: id}) WHERE m.tenantId = $tenant
+    MATCH (m:Member {id: id}) WITH * WHERE m.tenantId = $tenant
     RETURN collect(m) AS members
     """
 )
@@ -119,7 +119,7 @@ MEMBERS_COUNT = cypher(
 )
 
 INVITER_BY_ID = cypher(
-    "MATCH (i:Member {id: $inviterId}) WHERE i.tenantId = $tenant RETURN i.id AS id"
+    "MATCH (i:Member {id: $inviterId}) WITH * WHERE i.tenantId = $tenant RETURN i.id AS id"
 )
 INVITER_BY_CODE = cypher(
     "MATCH (i:Member {tenantId: $tenant, inviteCode: $code}) RETURN i.id AS id"
@@ -136,12 +136,12 @@ CREATE_MEMBER = cypher(
     """
 )
 UPDATE_MEMBER = cypher(
-    "MATCH (m:Member {id: $id}) WHERE m.tenantId = $tenant SET m += $changes RETURN m"
+    "MATCH (m:Member {id: $id}) WITH * WHERE m.tenantId = $tenant SET m += $changes RETURN m"
 )
 FOLLOW = cypher(
     """
-    MATCH (a:Member {id: $follower}) WHERE a.tenantId = $tenant
-    MATCH (b:Member {id: $followee}) WHERE b.tenantId = $tenant
+    MATCH (a:Member {id: $follower}) WITH * WHERE a.tenantId = $tenant
+    MATCH (b:Member {id: $followee}) WITH * WHERE b.tenantId = $tenant
     MERGE (a)-[r:FOLLOWS]->(b)
     ON CREATE SET r.at = $now
     RETURN r.at = $now AS created
@@ -158,14 +158,14 @@ UNFOLLOW = cypher(
 EXISTING_IDS = cypher(
     """
     UNWIND $ids AS id
-    MATCH (m:Member {id: id}) WHERE m.tenantId = $tenant
+    MATCH (m:Member {id: id}) WITH * WHERE m.tenantId = $tenant
     RETURN collect(m.id) AS ids
     """
 )
 LOCK_PAIR = cypher(
     """
-    MATCH (m:Member {id: $invitee}) WHERE m.tenantId = $tenant
-    MATCH (i:Member {id: $inviter}) WHERE i.tenantId = $tenant
+    MATCH (m:Member {id: $invitee}) WITH * WHERE m.tenantId = $tenant
+    MATCH (i:Member {id: $inviter}) WITH * WHERE i.tenantId = $tenant
     SET m.referralCheckedAt = $now, i.referralCheckedAt = $now
     WITH m, i
     OPTIONAL MATCH (existing:Member)-[:REFERRED]->(m)
@@ -175,8 +175,8 @@ LOCK_PAIR = cypher(
 )
 CREATE_REFERRAL = cypher(
     """
-    MATCH (m:Member {id: $invitee}) WHERE m.tenantId = $tenant
-    MATCH (i:Member {id: $inviter}) WHERE i.tenantId = $tenant
+    MATCH (m:Member {id: $invitee}) WITH * WHERE m.tenantId = $tenant
+    MATCH (i:Member {id: $inviter}) WITH * WHERE i.tenantId = $tenant
     CREATE (i)-[r:REFERRED {at: $now, channel: $channel}]->(m)
     RETURN r.at AS at
     """
@@ -185,7 +185,7 @@ CREATE_REFERRAL = cypher(
 FOLLOWERS_PAGES = cypher(
     """
     UNWIND $ids AS pid
-    MATCH (p:Member {id: pid}) WHERE p.tenantId = $tenant
+    MATCH (p:Member {id: pid}) WITH * WHERE p.tenantId = $tenant
     CALL (p) {
       MATCH (p)<-[r:FOLLOWS]-(f:Member)
       WHERE $afterAt IS NULL OR r.at < $afterAt OR (r.at = $afterAt AND f.id < $afterId)
@@ -198,7 +198,7 @@ FOLLOWERS_PAGES = cypher(
 FOLLOWING_PAGES = cypher(
     """
     UNWIND $ids AS pid
-    MATCH (p:Member {id: pid}) WHERE p.tenantId = $tenant
+    MATCH (p:Member {id: pid}) WITH * WHERE p.tenantId = $tenant
     CALL (p) {
       MATCH (p)-[r:FOLLOWS]->(f:Member)
       WHERE $afterAt IS NULL OR r.at < $afterAt OR (r.at = $afterAt AND f.id < $afterId)
@@ -211,7 +211,7 @@ FOLLOWING_PAGES = cypher(
 INVITEES_PAGES = cypher(
     """
     UNWIND $ids AS pid
-    MATCH (p:Member {id: pid}) WHERE p.tenantId = $tenant
+    MATCH (p:Member {id: pid}) WITH * WHERE p.tenantId = $tenant
     CALL (p) {
       MATCH (p)-[r:REFERRED]->(f:Member)
       WHERE $afterAt IS NULL OR r.at < $afterAt OR (r.at = $afterAt AND f.id < $afterId)
@@ -224,7 +224,7 @@ INVITEES_PAGES = cypher(
 MEMBERSHIPS_PAGES = cypher(
     """
     UNWIND $ids AS pid
-    MATCH (p:Member {id: pid}) WHERE p.tenantId = $tenant
+    MATCH (p:Member {id: pid}) WITH * WHERE p.tenantId = $tenant
     CALL (p) {
       MATCH (p)-[r:MEMBER_OF]->(c:Community)
       WHERE $afterAt IS NULL OR r.joinedAt < $afterAt OR (r.joinedAt = $afterAt AND c.id < $afterId)
@@ -237,14 +237,14 @@ MEMBERSHIPS_PAGES = cypher(
 INVITERS = cypher(
     """
     UNWIND $ids AS pid
-    MATCH (p:Member {id: pid})<-[:REFERRED]-(i:Member) WHERE p.tenantId = $tenant
+    MATCH (p:Member {id: pid})<-[:REFERRED]-(i:Member) WITH * WHERE p.tenantId = $tenant
     RETURN collect({pid: pid, node: i}) AS rows
     """
 )
 MEMBER_COUNTS = cypher(
     """
     UNWIND $ids AS pid
-    MATCH (p:Member {id: pid}) WHERE p.tenantId = $tenant
+    MATCH (p:Member {id: pid}) WITH * WHERE p.tenantId = $tenant
     RETURN collect({
       pid: pid,
       followers: COUNT { (p)<-[:FOLLOWS]-(:Member) },
@@ -260,7 +260,7 @@ MEMBER_COUNTS = cypher(
 MEMBER_INTERESTS = cypher(
     """
     UNWIND $ids AS pid
-    MATCH (p:Member {id: pid})-[r:INTERESTED_IN]->(t:Tag) WHERE p.tenantId = $tenant
+    MATCH (p:Member {id: pid})-[r:INTERESTED_IN]->(t:Tag) WITH * WHERE p.tenantId = $tenant
     WITH pid, t, r ORDER BY r.weight DESC, t.name
     RETURN collect({pid: pid, node: t, weight: r.weight, source: r.source}) AS rows
     """

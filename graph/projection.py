@@ -107,13 +107,13 @@ MEMBERS_OF_TENANT = cypher(
 )
 MEMBERS_OF_COMMUNITY = cypher(
     """
-    MATCH (:Community {id: $scopeId, tenantId: $tenant})<-[:MEMBER_OF]-(m:Member)
+    MATCH (k:Community {id: $scopeId})<-[:MEMBER_OF]-(m:Member) WITH * WHERE k.tenantId = $tenant
     RETURN collect(m.id) AS ids, collect(m.joinedAt) AS joined
     """
 )
 MEMBERS_OF_TOPIC = cypher(
     """
-    MATCH (t:Tag {id: $scopeId}) WHERE t.tenantId = $tenant
+    MATCH (t:Tag {id: $scopeId}) WITH * WHERE t.tenantId = $tenant
     CALL (t) {
       MATCH (t)<-[:ABOUT]-(:Content)<-[:POSTED]-(a:Member) RETURN a AS m
       UNION
@@ -133,14 +133,14 @@ INTERACTIONS_OF_TENANT = cypher(
 )
 INTERACTIONS_OF_COMMUNITY = cypher(
     """
-    MATCH (:Community {id: $scopeId, tenantId: $tenant})<-[:IN]-(x:Content)<-[:POSTED]-(a:Member)
+    MATCH (k:Community {id: $scopeId})<-[:IN]-(x:Content)<-[:POSTED]-(a:Member) WITH * WHERE k.tenantId = $tenant
     MATCH (x)<-[r:LIKED|COMMENTED|SHARED|FAVORITED]-(m:Member)
     RETURN collect(m.id) AS src, collect(a.id) AS dst, collect(type(r)) AS kinds, collect(r.at) AS ats
     """
 )
 INTERACTIONS_OF_TOPIC = cypher(
     """
-    MATCH (t:Tag {id: $scopeId})<-[:ABOUT]-(x:Content)<-[:POSTED]-(a:Member) WHERE t.tenantId = $tenant
+    MATCH (t:Tag {id: $scopeId})<-[:ABOUT]-(x:Content)<-[:POSTED]-(a:Member) WITH * WHERE t.tenantId = $tenant
     MATCH (x)<-[r:LIKED|COMMENTED|SHARED|FAVORITED]-(m:Member)
     RETURN collect(m.id) AS src, collect(a.id) AS dst, collect(type(r)) AS kinds, collect(r.at) AS ats
     """
@@ -153,13 +153,13 @@ POSTS_OF_TENANT = cypher(
 )
 POSTS_OF_COMMUNITY = cypher(
     """
-    MATCH (:Community {id: $scopeId, tenantId: $tenant})<-[:IN]-(:Content)<-[:POSTED]-(a:Member)
+    MATCH (k:Community {id: $scopeId})<-[:IN]-(:Content)<-[:POSTED]-(a:Member) WITH * WHERE k.tenantId = $tenant
     RETURN collect(a.id) AS authors
     """
 )
 POSTS_OF_TOPIC = cypher(
     """
-    MATCH (t:Tag {id: $scopeId})<-[:ABOUT]-(:Content)<-[:POSTED]-(a:Member) WHERE t.tenantId = $tenant
+    MATCH (t:Tag {id: $scopeId})<-[:ABOUT]-(:Content)<-[:POSTED]-(a:Member) WITH * WHERE t.tenantId = $tenant
     RETURN collect(a.id) AS authors
     """
 )

@@ -130,7 +130,7 @@ _DAY_SECONDS = 86_400.0
 
 SUGGEST_MEMBERS = cypher(
     """
-    MATCH (u:Member {id: $memberId}) WHERE u.tenantId = $tenant
+    MATCH (u:Member {id: $memberId}) WITH * WHERE u.tenantId = $tenant
     CALL (u) {
       MATCH (u)-[:FOLLOWS]->(z:Member)
       RETURN collect(z) AS followed
@@ -157,7 +157,7 @@ SUGGEST_MEMBERS = cypher(
 
 SUGGEST_COMMUNITIES = cypher(
     """
-    MATCH (u:Member {id: $memberId}) WHERE u.tenantId = $tenant
+    MATCH (u:Member {id: $memberId}) WITH * WHERE u.tenantId = $tenant
     CALL (u) {
       MATCH (u)-[:MEMBER_OF]->(c:Community)
       RETURN collect(c) AS joined
@@ -183,7 +183,7 @@ SUGGEST_COMMUNITIES = cypher(
 
 CONTENT_NEIGHBOURHOOD = cypher(
     """
-    MATCH (u:Member {id: $memberId}) WHERE u.tenantId = $tenant
+    MATCH (u:Member {id: $memberId}) WITH * WHERE u.tenantId = $tenant
     CALL (u) {
       MATCH (u)-[:LIKED|COMMENTED|SHARED|FAVORITED|POSTED]->(c:Content)
       WITH c LIMIT $maxOwn
@@ -219,9 +219,9 @@ CONTENT_NEIGHBOURHOOD = cypher(
 
 CONTENT_CANDIDATES = cypher(
     """
-    MATCH (u:Member {id: $memberId}) WHERE u.tenantId = $tenant
+    MATCH (u:Member {id: $memberId}) WITH * WHERE u.tenantId = $tenant
     UNWIND $ids AS id
-    MATCH (c:Content {id: id}) WHERE c.tenantId = $tenant
+    MATCH (c:Content {id: id}) WITH * WHERE c.tenantId = $tenant
       AND NOT EXISTS { (u)-[:LIKED|COMMENTED|SHARED|FAVORITED|POSTED]->(c) }
     OPTIONAL MATCH (c)-[:IN]->(k:Community)
     RETURN collect({id: c.id, community: k.name}) AS rows
@@ -230,7 +230,7 @@ CONTENT_CANDIDATES = cypher(
 
 SUGGEST_PRODUCTS = cypher(
     """
-    MATCH (u:Member {id: $memberId}) WHERE u.tenantId = $tenant AND u.marketingConsent = true
+    MATCH (u:Member {id: $memberId}) WITH * WHERE u.tenantId = $tenant AND u.marketingConsent = true
     CALL (u) {
       MATCH (u)-[:PLACED]->(p:Purchase)-[:OF]->(x:Product)
       WITH x, p LIMIT $maxBought

@@ -27,7 +27,7 @@ __all__ = ["GraphReferrals"]
 
 UPLINE = cypher(
     """
-    MATCH (m:Member {id: $memberId}) WHERE m.tenantId = $tenant
+    MATCH (m:Member {id: $memberId}) WITH * WHERE m.tenantId = $tenant
     OPTIONAL MATCH path = (m)<-[:REFERRED*1..]-(up:Member)
     WITH up, length(path) AS level ORDER BY level
     RETURN [x IN collect({node: up, level: level}) WHERE x.node IS NOT NULL] AS upline
@@ -35,7 +35,7 @@ UPLINE = cypher(
 )
 TREE = cypher(
     """
-    MATCH (m:Member {id: $memberId}) WHERE m.tenantId = $tenant
+    MATCH (m:Member {id: $memberId}) WITH * WHERE m.tenantId = $tenant
     CALL (m) {
       OPTIONAL MATCH path = (m)-[:REFERRED*1..10]->(:Member)
       WITH length(path) AS level WHERE level <= $depth
@@ -55,7 +55,7 @@ TREE = cypher(
 )
 SUBTREE = cypher(
     """
-    MATCH (m:Member {id: $memberId}) WHERE m.tenantId = $tenant
+    MATCH (m:Member {id: $memberId}) WITH * WHERE m.tenantId = $tenant
     WITH m, [(m)<-[:ATTRIBUTED_TO]-(p:Purchase {status: 'paid'}) | [p.amount, p.currency]] AS credited
     OPTIONAL MATCH (m)-[:REFERRED*0..]->(d:Member)
     WITH DISTINCT credited, d
@@ -79,11 +79,11 @@ FOREST_PURCHASES = cypher(
     RETURN collect([m.id, p.amount, p.currency, coalesce(p.attributedTo, '')]) AS paid
     """
 )
-MEMBER_EXISTS = cypher("MATCH (m:Member {id: $memberId}) WHERE m.tenantId = $tenant RETURN m.id AS id")
+MEMBER_EXISTS = cypher("MATCH (m:Member {id: $memberId}) WITH * WHERE m.tenantId = $tenant RETURN m.id AS id")
 REFERRALS_OF = cypher(
     """
     UNWIND $ids AS id
-    MATCH (i:Member)-[r:REFERRED]->(m:Member {id: id}) WHERE m.tenantId = $tenant
+    MATCH (i:Member)-[r:REFERRED]->(m:Member {id: id}) WITH * WHERE m.tenantId = $tenant
     RETURN collect({
       invitee: m.id, inviter: i.id, at: r.at, channel: r.channel, code: r.code, campaignId: r.campaignId,
       joinedAt: m.joinedAt, firstActiveAt: m.firstActiveAt, phone: m.phone, device: m.deviceId,

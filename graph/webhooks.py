@@ -75,7 +75,7 @@ TENANT_WEBHOOKS = cypher(
 )
 DEACTIVATE_WEBHOOK = cypher(
     """
-    MATCH (w:Webhook {id: $id}) WHERE w.tenantId = $tenant
+    MATCH (w:Webhook {id: $id}) WITH * WHERE w.tenantId = $tenant
     SET w.active = false, w.deactivatedAt = coalesce(w.deactivatedAt, $now)
     RETURN w.id AS id
     """

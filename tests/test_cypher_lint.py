@@ -9,6 +9,7 @@ install it with ``npm ci --prefix tests/cypher_lint``.
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -172,3 +173,29 @@ def test_linter_rejects_invalid_cypher() -> None:
         assert results[statement] == [], statement
     assert results[deprecated], "the deprecated id() function must be warned about"
     assert {d["severity"] for d in results[deprecated]} == {"warning"}
+
+
+# ArcadeDB's planner, given a tenant filter next to an id lookup, scans the tenant instead of
+# using the unique id index: `MATCH (m:Member {id: $id}) WHERE m.tenantId = $tenant` took
+# 60–360 ms on 10,000 members, and a follower count through it over a second, against 2–5 ms
+# with the filter after `WITH *` (benchmarks/results/id_lookup_bench.md). OPTIONAL MATCH is
+# not affected (and `WITH *` would change its meaning there).
+_SLOW_ID_LOOKUP = re.compile(
+    r"^\s*MATCH\b[^\n]*\{(?:id: [^,}]+, tenantId: \$tenant|tenantId: \$tenant, id: [^,}]+)\}"
+    r"|^\s*MATCH\b(?:(?!WHERE)[^\n])*\{id: [^}]+\}(?:(?!WHERE)[^\n])*\) WHERE [a-z]+\.tenantId = \$tenant",
+    re.MULTILINE,
+)
+
+
+def test_id_lookups_filter_the_tenant_after_with() -> None:
+    slow = [f"{s.module}: {line.strip()}" for s in all_statements() for line in s.text.splitlines()
+            if _SLOW_ID_LOOKUP.search(line)]
+    assert not slow, "filter the tenant after `WITH *` (see the comment above):\n" + "\n".join(slow)
+
+
+def test_the_slow_id_lookup_shape_is_recognised() -> None:
+    assert _SLOW_ID_LOOKUP.search("MATCH (m:Member {id: $id}) WHERE m.tenantId = $tenant")
+    assert _SLOW_ID_LOOKUP.search("MATCH (a)-[:F]->(m:Member {id: $id}) WHERE m.tenantId = $tenant AND a.x = 1")
+    assert _SLOW_ID_LOOKUP.search("MATCH (:Community {id: $c, tenantId: $tenant})<-[:IN]-(x)")
+    assert not _SLOW_ID_LOOKUP.search("MATCH (m:Member {id: $id}) WITH * WHERE m.tenantId = $tenant")
+    assert not _SLOW_ID_LOOKUP.search("OPTIONAL MATCH (m:Member {id: $id}) WHERE m.tenantId = $tenant")
