@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -27,7 +28,10 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route, WebSocketRoute
 from starlette.types import ASGIApp, Receive, Scope, Send
 from strawberry.asgi import GraphQL
-from strawberry.extensions import AddValidationRules, ParserCache, SchemaExtension, ValidationCache
+from graphql import GraphQLError, parse, validate
+from strawberry.extensions import AddValidationRules, SchemaExtension
+from strawberry.http import GraphQLHTTPResponse, GraphQLRequestData
+from strawberry.types import ExecutionResult
 from strawberry.http.typevars import RootValue
 from strawberry.exceptions import ConnectionRejectionError
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
@@ -38,9 +42,13 @@ from starlette.websockets import WebSocket
 
 from api.auth import principal_from_header
 from api.errors import ErrorPolicy
+from api.limits import BodyLimit, Limits, QueryGuard
+from api.persisted import PersistedQueries, load_manifest
+from api.ratelimit import Bucket, RateLimiter
 from api.settings import Settings
+from api.telemetry import Telemetry
 from domain.auth import ANONYMOUS, Principal
-from domain.errors import GraphUnavailable, NotAuthenticated, StartupError
+from domain.errors import ErrorCode, GraphUnavailable, NotAuthenticated, RequestRejected, StartupError
 from domain.ports import Repositories
 from graph.campaigns import GraphCampaigns
 from graph.client import GraphClient
@@ -71,9 +79,13 @@ class Resources:
     repos: Repositories
     relay: EventRelay
     scheduler: KolScheduler
+    #: None when rate limiting is off
+    limiter: RateLimiter | None = None
 
 
 def repositories(graph: GraphClient, redis: aioredis.Redis, settings: Settings) -> Repositories:
+    from graph.privacy import GraphPrivacy
+
     webhooks = GraphWebhooks(graph)
     return Repositories(
         members=GraphMemberRepository(graph),
@@ -85,12 +97,18 @@ def repositories(graph: GraphClient, redis: aioredis.Redis, settings: Settings) 
         campaigns=GraphCampaigns(graph),
         events=StreamHub(redis, buffer=settings.subscription_buffer),
         webhooks=WebhookService(webhooks, WebhookOutbox(redis, webhooks), WebhookDispatcher(redis)),
+        privacy=GraphPrivacy(graph, redis),
     )
 
 
 def resources(graph: GraphClient, redis: aioredis.Redis, settings: Settings) -> Resources:
-    """Everything one process holds: ports, the event relay and the KOL scheduler."""
+    """Everything one process holds: ports, the event relay, the KOL scheduler and the rate limiter."""
     repos = repositories(graph, redis, settings)
+    limiter = RateLimiter(
+        redis,
+        principal=Bucket(settings.rate_limit_principal_burst, settings.rate_limit_principal_per_second),
+        ip=Bucket(settings.rate_limit_ip_burst, settings.rate_limit_ip_per_second),
+    ) if settings.rate_limit else None
     consumer = GrowthConsumer(redis, ReferralStatsStore(redis), repos.recommendations)  # type: ignore[arg-type]
     return Resources(
         graph=graph, redis=redis, repos=repos,
@@ -99,6 +117,7 @@ def resources(graph: GraphClient, redis: aioredis.Redis, settings: Settings) -> 
             graph, redis, changes=settings.kol_recompute_changes,
             max_age=timedelta(seconds=settings.kol_recompute_seconds), interval=settings.scheduler_interval or 30.0,
         ),
+        limiter=limiter,
     )
 
 
@@ -127,6 +146,19 @@ class PingingTransportWS(BaseGraphQLTransportWSHandler[Context, RootValue]):
     proxies and dead ones are noticed.
     """
 
+    async def handle_subscribe(self, message: Any) -> None:
+        """Persisted-query rules apply to websocket operations too."""
+        payload = message.get("payload") or {}
+        if self.connection_acknowledged:
+            try:
+                query = await self.view.persisted.resolve(payload.get("query"), payload.get("extensions"))  # type: ignore[attr-defined]
+            except RequestRejected as exc:
+                error = GraphQLError(exc.message, extensions={"code": exc.code.value})
+                await self.send_message({"id": message["id"], "type": "error", "payload": [error.formatted]})
+                return
+            message = {**message, "payload": {**payload, "query": query}}
+        await super().handle_subscribe(message)
+
     async def handle(self) -> None:
         pinger = asyncio.create_task(self._ping())
         try:
@@ -149,12 +181,19 @@ class PingingTransportWS(BaseGraphQLTransportWSHandler[Context, RootValue]):
 
 class QuanziGraphQL(GraphQL[Context, RootValue]):
     graphql_transport_ws_handler_class = PingingTransportWS
-    def __init__(self, settings: Settings, **kwargs: Any) -> None:
+    def __init__(self, settings: Settings, persisted: PersistedQueries, telemetry: Telemetry | None = None,
+                 **kwargs: Any) -> None:
         # Factories: a fresh extension per request; the parse/validate LRU caches are module-level.
-        extensions: list[Any] = [ErrorPolicy, lambda: ParserCache(maxsize=512), lambda: ValidationCache(maxsize=512),
+        # QueryGuard comes after ErrorPolicy, so its error codes are set before the policy runs.
+        limits = Limits(max_depth=settings.max_query_depth, max_aliases=settings.max_aliases,
+                        max_tokens=settings.max_tokens, max_cost=settings.max_query_cost,
+                        mutation_cost=settings.mutation_cost, hide_suggestions=not settings.development)
+        extensions: list[Any] = [ErrorPolicy, lambda: QueryGuard(limits),
                                  RelayAfterMutations]
         if not settings.development:
             extensions.append(lambda: AddValidationRules([NoSchemaIntrospectionCustomRule]))
+        if telemetry is not None:  # first: it times the whole operation and sees the codes ErrorPolicy sets
+            extensions.insert(0, telemetry.extension)
         super().__init__(
             build_schema(extensions),
             graphql_ide="graphiql" if settings.development else None,
@@ -165,6 +204,38 @@ class QuanziGraphQL(GraphQL[Context, RootValue]):
             **kwargs,
         )
         self.settings = settings
+        self.persisted = persisted
+
+    async def execute_single(self, request: Any, request_adapter: Any, sub_response: Any, context: Context,
+                             root_value: Any, request_data: GraphQLRequestData) -> ExecutionResult:
+        """Resolves persisted queries (APQ hashes, the safelist) before the operation runs."""
+        try:
+            query = await self.persisted.resolve(request_data.query, request_data.extensions)
+        except RequestRejected as exc:
+            return ExecutionResult(data=None, errors=[GraphQLError(exc.message, extensions={"code": exc.code.value})])
+        if query is not request_data.query:
+            request_data = GraphQLRequestData(query=query, variables=request_data.variables,
+                                              operation_name=request_data.operation_name,
+                                              extensions=request_data.extensions, protocol=request_data.protocol)
+        return await super().execute_single(request, request_adapter, sub_response, context, root_value, request_data)
+
+    def should_render_graphql_ide(self, request: Any) -> bool:
+        """A GET with only a persisted-query hash is an operation, not a browser asking for GraphiQL."""
+        return super().should_render_graphql_ide(request) and request.query_params.get("extensions") is None
+
+    def create_response(self, response_data: GraphQLHTTPResponse | list[GraphQLHTTPResponse],
+                        sub_response: Response) -> Response:
+        """A rate-limited request answers 429 with ``Retry-After`` (whole seconds, rounded up)."""
+        response = super().create_response(response_data, sub_response)
+        results = response_data if isinstance(response_data, list) else [response_data]
+        for result in results:
+            for error in result.get("errors") or ():
+                extensions = error.get("extensions") or {}
+                if extensions.get("code") == ErrorCode.RATE_LIMITED.value:
+                    response.status_code = 429
+                    response.headers["Retry-After"] = str(max(1, math.ceil(float(extensions.get("retryAfter", 1)))))
+                    return response
+        return response
 
     def encode_json(self, data: object) -> bytes:
         return orjson.dumps(data)
@@ -193,8 +264,14 @@ class QuanziGraphQL(GraphQL[Context, RootValue]):
     async def get_context(self, request: Request | WebSocket, response: Response | WebSocket) -> Context:
         resources: Resources = request.app.state.resources
         principal: Principal = request.scope.get("quanzi.principal", ANONYMOUS)
-        return Context(principal=principal, repos=resources.repos, request_id=request.scope.get("quanzi.request_id", "-"),
-                       after_mutation=lambda: resources.relay.flush(timeout=1.0))
+        context = Context(principal=principal, repos=resources.repos, request_id=request.scope.get("quanzi.request_id", "-"),
+                          after_mutation=lambda: resources.relay.flush(timeout=1.0))
+        limiter = resources.limiter
+        if limiter is not None:
+            ip = request.client.host if request.client is not None else "unknown"
+            # reads the context's principal when charged: a websocket authenticates after connecting
+            context.admit = lambda cost: limiter.admit(context.principal, ip, cost)
+        return context
 
 
 class Authenticate:
@@ -209,7 +286,7 @@ class Authenticate:
             await self.app(scope, receive, send)
             return
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
-        request_id = headers.get("x-request-id") or uuid.uuid4().hex
+        request_id = scope.get("quanzi.request_id") or headers.get("x-request-id") or uuid.uuid4().hex
         scope["quanzi.request_id"] = request_id[:64]
         try:
             scope["quanzi.principal"] = principal_from_header(self.settings, headers.get("authorization"))
@@ -223,10 +300,28 @@ class Authenticate:
         await self.app(scope, receive, send)
 
 
+def _checked_manifest(path: Any) -> dict[str, str]:
+    """The safelist, each operation parsed and validated against the schema at startup."""
+    manifest = load_manifest(path)
+    schema = build_schema()._schema
+    for digest, body in manifest.items():
+        try:
+            errors = validate(schema, parse(body))
+        except GraphQLError as exc:
+            errors = [exc]
+        if errors:
+            raise StartupError(f"safelist manifest {path}: operation {digest[:12]} is invalid: {errors[0].message}")
+    return manifest
+
+
 def create_app(settings: Settings, *, graph_uri: str, redis_url: str, graph_user: str, graph_password: str,
                graph_database: str | None) -> Starlette:
     """Build the app for servers at *graph_uri* and *redis_url*."""
     settings.check()
+    persisted = PersistedQueries(
+        settings.persisted_queries, ttl_seconds=settings.apq_ttl_seconds,
+        manifest=_checked_manifest(settings.safelist_path) if settings.persisted_queries == "safelist" else None,
+    )
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -238,8 +333,9 @@ def create_app(settings: Settings, *, graph_uri: str, redis_url: str, graph_user
             try:
                 await graph.ping()
             except GraphUnavailable as exc:
-                raise StartupError(f"cannot reach the graph server at {graph_uri}: {exc.message}") from exc
+                raise StartupError(f"cannot reach the graph server at {graph_uri}: {exc.__cause__ or exc.message}") from exc
             app.state.resources = res = resources(graph, redis, settings)
+            persisted.redis = redis
             stop = asyncio.Event()
             tasks = [asyncio.create_task(res.relay.run(stop, interval=settings.relay_interval))]
             if settings.scheduler_interval > 0:
@@ -278,7 +374,8 @@ def create_app(settings: Settings, *, graph_uri: str, redis_url: str, graph_user
             body["status"] = "degraded"
         return JSONResponse(body, status_code=200 if ready else 503)
 
-    graphql_app = Authenticate(QuanziGraphQL(settings), settings)
+    telemetry = Telemetry(settings)
+    graphql_app = BodyLimit(Authenticate(QuanziGraphQL(settings, persisted, telemetry=telemetry), settings), settings.max_body_bytes)
     app = Starlette(
         routes=[
             Route("/healthz", healthz),
@@ -288,4 +385,5 @@ def create_app(settings: Settings, *, graph_uri: str, redis_url: str, graph_user
         ],
         lifespan=lifespan,
     )
+    telemetry.install(app)  # /metrics, and the outermost middleware: request ids, HTTP metrics, access log
     return app

@@ -182,8 +182,11 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
         print(f"GraphQL on http://{host}:{port}/graphql" + (" (GraphiQL in the browser)" if settings.development else ""))
         if settings.development:
             print(f"a development token: .venv/bin/quanzi token --tenant {settings.demo_tenant} --role operator")
+        from api.telemetry import configure_logging
+
+        configure_logging(settings.effective_log_format)  # uvicorn's lines too (log_config=None), like the app's
         uvicorn.run("api.main:app_from_env", factory=True, host=host, port=port, workers=args.workers or settings.workers,
-                    log_level="info", access_log=False, lifespan="on")
+                    log_level="info", log_config=None, access_log=False, lifespan="on")
     return 0
 
 

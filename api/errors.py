@@ -2,7 +2,8 @@
 
 * Domain errors (:class:`~domain.errors.QuanziError`) raised in resolvers keep their
   message and get ``extensions.code`` (and ``extensions.field``).
-* Syntax and validation errors keep their message (code ``GRAPHQL_VALIDATION_FAILED``).
+* Syntax and validation errors, and variables of the wrong type, keep their message (code
+  ``GRAPHQL_VALIDATION_FAILED``).
 * Anything else is logged with the request id and its full traceback, and the client
   sees ``Internal server error`` with code ``INTERNAL`` and the request id.
 """
@@ -23,6 +24,15 @@ __all__ = ["ErrorPolicy"]
 log = logging.getLogger("quanzi.errors")
 
 
+def _bad_variable(error: GraphQLError) -> bool:
+    """A variable that failed coercion ("Variable '$k' has invalid value: …"): the caller's input.
+
+    graphql-core keeps the scalar's exception as ``original_error`` (a GraphQLError, or the
+    ValueError of a custom scalar); it is a request error, not a crash.
+    """
+    return error.path is None and error.message.startswith("Variable '$")
+
+
 class ErrorPolicy(SchemaExtension):
     def _request_id(self) -> str:
         context = self.execution_context.context
@@ -30,7 +40,7 @@ class ErrorPolicy(SchemaExtension):
 
     def _one(self, error: GraphQLError) -> GraphQLError:
         original = error.original_error
-        if original is None:
+        if original is None or isinstance(original, GraphQLError) or _bad_variable(error):
             extensions = dict(error.extensions or {})
             extensions.setdefault("code", "GRAPHQL_VALIDATION_FAILED")
             error.extensions = extensions
@@ -39,6 +49,7 @@ class ErrorPolicy(SchemaExtension):
             extensions = {"code": original.code.value}
             if original.field is not None:
                 extensions["field"] = original.field
+            extensions.update(getattr(original, "details", {}))
             error.extensions = extensions
             return error
         request_id = self._request_id()

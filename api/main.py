@@ -7,20 +7,19 @@ worker process connects to the same servers.
 
 from __future__ import annotations
 
-import logging
-
 from starlette.applications import Starlette
 
 from api.app import create_app
 from api.settings import Settings
+from api.telemetry import configure_logging
 from domain.errors import StartupError
 
 __all__ = ["app_from_env"]
 
 
 def app_from_env() -> Starlette:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     settings = Settings()
+    configure_logging(settings.effective_log_format)  # QUANZI_LOG_FORMAT: json (default outside development) or text
     if settings.neo4j_uri is None or settings.redis_url is None:
         raise StartupError("QUANZI_NEO4J_URI and QUANZI_REDIS_URL must be set; start the server with 'quanzi serve'")
     return create_app(

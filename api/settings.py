@@ -57,6 +57,29 @@ class Settings(BaseSettings):
     #: how often webhook deliveries due for (re)sending are looked for (seconds)
     webhook_interval: float = Field(default=0.5, gt=0)
 
+    #: log lines as one JSON object each (``json``) or readable text; unset: text in development, else json
+    log_format: Literal["json", "text"] | None = None
+    #: the bearer token ``/metrics`` requires outside development (unset there: ``/metrics`` is closed)
+    metrics_token: SecretStr | None = None
+
+    #: query limits, each refused before anything runs (0 turns one off); see api/limits.py
+    max_query_depth: int = Field(default=10, ge=0)
+    max_aliases: int = Field(default=15, ge=0)
+    max_tokens: int = Field(default=2_000, ge=0)
+    max_body_bytes: int = Field(default=1_048_576, ge=0)
+    max_query_cost: int = Field(default=10_000, ge=0)
+    mutation_cost: int = Field(default=10, ge=0)
+    #: rate limits: token buckets of cost points per principal and per client IP (api/ratelimit.py)
+    rate_limit: bool = True
+    rate_limit_principal_burst: int = Field(default=20_000, ge=1)
+    rate_limit_principal_per_second: float = Field(default=1_000.0, gt=0)
+    rate_limit_ip_burst: int = Field(default=60_000, ge=1)
+    rate_limit_ip_per_second: float = Field(default=5_000.0, gt=0)
+    #: persisted queries: apq (automatic, sha256), safelist (only the manifest's operations) or off
+    persisted_queries: Literal["apq", "safelist", "off"] = "apq"
+    safelist_path: Path | None = None
+    apq_ttl_seconds: int = Field(default=86_400, ge=1)
+
     data_dir: Path = Path(".data")
     embedded_password: SecretStr = SecretStr("quanzi-embedded-dev")
     demo_members: int = Field(default=10_000, ge=0)
@@ -67,6 +90,10 @@ class Settings(BaseSettings):
     def development(self) -> bool:
         return self.env == "development"
 
+    @property
+    def effective_log_format(self) -> Literal["json", "text"]:
+        return self.log_format or ("text" if self.development else "json")
+
     def check(self) -> None:
         """Refuse settings that must never reach production."""
         if not self.development and self.jwt_secret.get_secret_value() == DEV_JWT_SECRET:
@@ -76,5 +103,11 @@ class Settings(BaseSettings):
             )
         if not self.development and len(self.jwt_secret.get_secret_value()) < 32:
             raise StartupError("QUANZI_JWT_SECRET must be at least 32 characters outside development")
+        if self.rate_limit and self.max_query_cost and min(self.rate_limit_principal_burst,
+                                                           self.rate_limit_ip_burst) < self.max_query_cost:
+            raise StartupError("the rate limit bursts (QUANZI_RATE_LIMIT_*_BURST) must be at least "
+                               "QUANZI_MAX_QUERY_COST, or the most expensive allowed query could never run")
+        if self.persisted_queries == "safelist" and self.safelist_path is None:
+            raise StartupError("QUANZI_PERSISTED_QUERIES=safelist needs QUANZI_SAFELIST_PATH (a persisted-query manifest)")
         if len(self.embedded_password.get_secret_value()) < 8:
             raise StartupError("QUANZI_EMBEDDED_PASSWORD must be at least 8 characters (the graph server requires it)")

@@ -16,6 +16,10 @@ Hierarchy::
     │                           | INVALID_INVITE_CODE
     ├── IdempotencyConflict     IDEMPOTENCY_CONFLICT  same key, different request
     ├── GraphUnavailable        GRAPH_UNAVAILABLE     the graph server cannot be reached
+    ├── RequestRejected         QUERY_TOO_DEEP | TOO_MANY_ALIASES | TOO_MANY_TOKENS
+    │                           | QUERY_TOO_COSTLY | REQUEST_TOO_LARGE | RATE_LIMITED
+    │                           | PERSISTED_QUERY_NOT_FOUND | PERSISTED_QUERY_HASH_MISMATCH
+    │                           | OPERATION_NOT_SAFELISTED   refused before it ran
     ├── MigrationError          MIGRATION_FAILED | MIGRATION_CHECKSUM_MISMATCH
     └── StartupError            STARTUP_FAILED        the embedded stack could not start
 
@@ -38,6 +42,7 @@ __all__ = [
     "ReferralRejected",
     "IdempotencyConflict",
     "GraphUnavailable",
+    "RequestRejected",
     "MigrationError",
     "StartupError",
 ]
@@ -55,6 +60,15 @@ class ErrorCode(StrEnum):
     INVALID_INVITE_CODE = "INVALID_INVITE_CODE"
     IDEMPOTENCY_CONFLICT = "IDEMPOTENCY_CONFLICT"
     GRAPH_UNAVAILABLE = "GRAPH_UNAVAILABLE"
+    QUERY_TOO_DEEP = "QUERY_TOO_DEEP"
+    TOO_MANY_ALIASES = "TOO_MANY_ALIASES"
+    TOO_MANY_TOKENS = "TOO_MANY_TOKENS"
+    QUERY_TOO_COSTLY = "QUERY_TOO_COSTLY"
+    REQUEST_TOO_LARGE = "REQUEST_TOO_LARGE"
+    RATE_LIMITED = "RATE_LIMITED"
+    PERSISTED_QUERY_NOT_FOUND = "PERSISTED_QUERY_NOT_FOUND"
+    PERSISTED_QUERY_HASH_MISMATCH = "PERSISTED_QUERY_HASH_MISMATCH"
+    OPERATION_NOT_SAFELISTED = "OPERATION_NOT_SAFELISTED"
     MIGRATION_FAILED = "MIGRATION_FAILED"
     MIGRATION_CHECKSUM_MISMATCH = "MIGRATION_CHECKSUM_MISMATCH"
     STARTUP_FAILED = "STARTUP_FAILED"
@@ -106,6 +120,18 @@ class IdempotencyConflict(QuanziError):
 
 class GraphUnavailable(QuanziError):
     code = ErrorCode.GRAPH_UNAVAILABLE
+
+
+class RequestRejected(QuanziError):
+    """A request refused before it ran (limits, rate limits, persisted-query rules); nothing ran.
+
+    ``details`` go to the error's extensions (the limit and the measured value, or
+    ``retryAfter`` seconds for ``RATE_LIMITED``).
+    """
+
+    def __init__(self, message: str, *, code: ErrorCode, details: dict[str, object] | None = None):
+        super().__init__(message, code=code)
+        self.details = dict(details or {})
 
 
 class MigrationError(QuanziError):

@@ -7,7 +7,7 @@ DataLoader can serve a whole GraphQL list in one round trip.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
@@ -47,7 +47,19 @@ from domain.models import (
     Referral,
     Tag,
 )
-from domain.recommendations import Recommendation
+from domain.privacy import (
+    AuditAction,
+    AuditActor,
+    AuditEntry,
+    AuditFilter,
+    ConsentChange,
+    ConsentPurpose,
+    ConsentSource,
+    ErasureReport,
+    MemberConsents,
+    PurgeReport,
+)
+from domain.recommendations import Recommendation, RecommendationKind
 from domain.referral_stats import ReferralStats
 from domain.webhooks import Delivery, Webhook
 
@@ -63,6 +75,7 @@ __all__ = [
     "CommunityRepository",
     "ContentRepository",
     "CommerceRepository",
+    "PrivacyRepository",
     "Repositories",
 ]
 
@@ -208,6 +221,29 @@ class RecommendationRepository(Protocol):
     async def communities(self, tenant: str, member_id: str, first: int) -> list[Recommendation]: ...
     async def content(self, tenant: str, member_id: str, first: int) -> list[Recommendation]: ...
     async def products(self, tenant: str, member_id: str, first: int) -> list[Recommendation]: ...
+    async def popular(self, tenant: str, kind: RecommendationKind, member_id: str, first: int) -> list[Recommendation]:
+        """The same list for everyone (without *member_id*): for members who refused profiling."""
+        ...
+
+
+class PrivacyRepository(Protocol):
+    """Consent records, the audit log, export and erasure (domain.privacy)."""
+
+    async def consents(self, tenant: str, ids: Sequence[str]) -> list[MemberConsents | None]: ...
+    async def with_consent(self, tenant: str, ids: Sequence[str], purpose: ConsentPurpose) -> list[str]:
+        """Those of *ids* whose consent to *purpose* is in force, in the order given; one round trip."""
+        ...
+    async def record_consent(self, tenant: str, member_id: str, purpose: ConsentPurpose, *, granted: bool,
+                             source: ConsentSource, actor: AuditActor) -> ConsentChange: ...
+    async def record_audit(self, tenant: str, action: AuditAction, actor: AuditActor, target_ids: Sequence[str],
+                           detail: Mapping[str, object]) -> None:
+        """Write one audit entry now (durable when it returns)."""
+        ...
+    async def audit_log(self, tenant: str, filter: AuditFilter, first: int, after: str | None) -> Page[AuditEntry]: ...
+    async def audit_count(self, tenant: str, filter: AuditFilter) -> int: ...
+    async def export(self, tenant: str, member_id: str, actor: AuditActor) -> dict[str, object]: ...
+    async def erase(self, tenant: str, member_id: str, actor: AuditActor) -> ErasureReport: ...
+    async def purge(self, tenant: str, member_id: str) -> PurgeReport: ...
 
 
 class WebhookRepository(Protocol):
@@ -234,3 +270,4 @@ class Repositories:
     campaigns: CampaignRepository
     events: EventStream
     webhooks: WebhookRepository
+    privacy: PrivacyRepository

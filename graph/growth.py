@@ -30,6 +30,7 @@ from domain.models import Member, Referral
 from domain.recommendations import RecommendationKind
 from domain.referral_stats import ReferralStats
 from graph import kol
+from graph.cache_stats import CACHE_STATS
 from graph.client import GraphClient, now
 from graph.events import event
 from graph.recommendations import GraphRecommender
@@ -75,21 +76,27 @@ class GrowthService:
     async def kol_page(self, tenant: str, scope: Scope, kind: RankingKind, offset: int, limit: int) -> RankingPage | None:
         """From Redis; without Redis, the tenant-wide ranking as written back to the members."""
         try:
-            return await self.kol_store.page(tenant, scope, kind, offset, limit)
+            page = await self.kol_store.page(tenant, scope, kind, offset, limit)
         except _REDIS_DOWN as exc:
+            CACHE_STATS.miss("kol_ranking")
             if scope.kind is not ScopeKind.TENANT:
                 raise GraphUnavailable(f"rankings of a {scope.kind.value.lower()} need Redis, which is unavailable") from exc
             log.warning("KOL ranking from the graph, Redis unavailable: %s", exc)
             return await kol.page_from_graph(self.graph, tenant, kind, offset, limit)
+        CACHE_STATS.hit("kol_ranking")
+        return page
 
     async def kol_member(self, tenant: str, scope: Scope, member_id: str) -> tuple[RankedMember | None, datetime] | None:
         try:
-            return await self.kol_store.member(tenant, scope, member_id)
+            ranked = await self.kol_store.member(tenant, scope, member_id)
         except _REDIS_DOWN as exc:
+            CACHE_STATS.miss("kol_member")
             if scope.kind is not ScopeKind.TENANT:
                 raise GraphUnavailable(f"rankings of a {scope.kind.value.lower()} need Redis, which is unavailable") from exc
             log.warning("member influence from the graph, Redis unavailable: %s", exc)
             return await kol.member_from_graph(self.graph, tenant, member_id)
+        CACHE_STATS.hit("kol_member")
+        return ranked
 
     async def upline(self, tenant: str, member_id: str) -> list[Member] | None:
         return await self.referrals.upline(tenant, member_id)
@@ -106,12 +113,14 @@ class GrowthService:
         try:
             stats = await self.stats_store.stats_if_built(tenant, member_id)
             if stats is not None:
+                CACHE_STATS.hit("referral_stats")
                 if not stats.is_empty():
                     return stats
                 # most members invited nobody and did nothing; an unknown id reads the same way
                 return stats if await self.referrals.exists(tenant, member_id) else None
         except _REDIS_DOWN as exc:
             log.warning("referral stats from the graph, Redis unavailable: %s", exc)
+        CACHE_STATS.miss("referral_stats")
         return await self.referrals.stats_from_graph(tenant, member_id)
 
 

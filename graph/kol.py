@@ -68,7 +68,7 @@ COMPONENTS: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(MemberInf
 WRITE_BACK = cypher(
     """
     UNWIND range(0, size($ids) - 1) AS i
-    MATCH (m:Member {id: $ids[i]}) WITH * WHERE m.tenantId = $tenant
+    MATCH (m:Member {id: $ids[i]}) WITH * WHERE m.tenantId = $tenant AND coalesce(m.profilingWithdrawn, false) = false
     SET m.kolScore = $scores[i], m.kocScore = $kocScores[i], m.isKoc = $isKoc[i], m.kolRank = $ranks[i],
         m.kocRank = $kocRanks[i], m.kolComponents = $components[i], m.kolComputedAt = $at,
         m.kolGraphVersion = $version, m.kolTotal = $kolTotal, m.kocTotal = $kocTotal,

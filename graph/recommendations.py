@@ -33,7 +33,7 @@ an ``ORDER BY`` would have to read every relationship of a hub.
   interactions, so at most 100 peers and 1,000 content. A candidate's score is its walk
   score times the freshness factor ``2 ** (-age_days / 7)`` (a one-week half-life from
   ``createdAt``; content without it is not decayed). Content u engaged with or authored is
-  excluded: the best :data:`MAX_CONTENT_CANDIDATES` are checked against all of u's
+  excluded, and so is content emptied by an erasure (``erasedAt``): the best :data:`MAX_CONTENT_CANDIDATES` are checked against all of u's
   relationships by a second statement, which also reads their community for the reason
   (so a member with many older interactions may get fewer than 100).
 * **products**: co-purchase plus community popularity. ``co(y)`` sums, over the products x
@@ -61,7 +61,7 @@ import json
 import logging
 import math
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import numpy as np
@@ -70,6 +70,7 @@ import redis.asyncio as aioredis
 import scipy.sparse as sp  # type: ignore[import-untyped]
 from redis.exceptions import RedisError
 
+from domain.privacy import PopularReason
 from domain.recommendations import (
     MAX_RECOMMENDATIONS,
     Recommendation,
@@ -81,6 +82,7 @@ from domain.recommendations import (
     often_bought_with,
     popular_in_your_communities,
 )
+from graph.cache_stats import CACHE_STATS
 from graph.client import GraphClient, now
 from graph.cypher import cypher
 
@@ -89,6 +91,7 @@ __all__ = [
     "FRESHNESS_HALF_LIFE_DAYS",
     "GraphRecommender",
     "cache_key",
+    "popular_cache_key",
 ]
 
 log = logging.getLogger(__name__)
@@ -221,7 +224,7 @@ CONTENT_CANDIDATES = cypher(
     """
     MATCH (u:Member {id: $memberId}) WITH * WHERE u.tenantId = $tenant
     UNWIND $ids AS id
-    MATCH (c:Content {id: id}) WITH * WHERE c.tenantId = $tenant
+    MATCH (c:Content {id: id}) WITH * WHERE c.tenantId = $tenant AND c.erasedAt IS NULL
       AND NOT EXISTS { (u)-[:LIKED|COMMENTED|SHARED|FAVORITED|POSTED]->(c) }
     OPTIONAL MATCH (c)-[:IN]->(k:Community)
     RETURN collect({id: c.id, community: k.name}) AS rows
@@ -281,10 +284,76 @@ SUGGEST_PRODUCTS = cypher(
     """
 )
 
+# Non-personalised lists (for members who refused profiling, PIPL Art. 24): the same for
+# every member of the tenant, computed from counts only and cached per tenant.
+# Members: the most influential of the last tenant-wide KOL computation (an index seek on
+# (tenantId, kolRank)); before the first computation, the most followed (a scan of the tenant).
+POPULAR_MEMBERS = cypher(
+    """
+    MATCH (m:Member {tenantId: $tenant})
+    WHERE m.kolRank <= $ranks AND m.erasedAt IS NULL AND coalesce(m.profilingWithdrawn, false) = false
+    WITH m ORDER BY m.kolRank LIMIT $limit
+    RETURN collect({id: m.id, score: m.kolScore}) AS rows
+    """
+)
+POPULAR_MEMBERS_BY_FOLLOWERS = cypher(
+    """
+    MATCH (m:Member {tenantId: $tenant})
+    WHERE m.erasedAt IS NULL AND coalesce(m.profilingWithdrawn, false) = false
+    WITH m, COUNT { (m)<-[:FOLLOWS]-(:Member) } AS n
+    WHERE n > 0
+    WITH m, n ORDER BY n DESC, m.id LIMIT $limit
+    RETURN collect({id: m.id, score: n}) AS rows
+    """
+)
+POPULAR_COMMUNITIES = cypher(
+    """
+    MATCH (c:Community {tenantId: $tenant})
+    WITH c, COUNT { (c)<-[:MEMBER_OF]-(:Member) } AS n
+    WHERE n > 0
+    WITH c, n ORDER BY n DESC, c.id LIMIT $limit
+    RETURN collect({id: c.id, score: n}) AS rows
+    """
+)
+POPULAR_CONTENT = cypher(
+    """
+    MATCH (c:Content {tenantId: $tenant})
+    WHERE c.createdAt >= $since AND c.erasedAt IS NULL
+    WITH c ORDER BY c.createdAt DESC LIMIT $window
+    WITH c, COUNT { (c)<-[:LIKED|COMMENTED|SHARED|FAVORITED]-(:Member) } AS n
+    WITH c, n ORDER BY n DESC, c.createdAt DESC, c.id LIMIT $limit
+    RETURN collect({id: c.id, score: n}) AS rows
+    """
+)
+POPULAR_PRODUCTS = cypher(
+    """
+    MATCH (x:Product {tenantId: $tenant})
+    WITH x, size([(x)<-[:OF]-(p:Purchase) WHERE coalesce(p.status, 'paid') <> 'refunded' | p]) AS n
+    WHERE n > 0
+    WITH x, n ORDER BY n DESC, x.id LIMIT $limit
+    RETURN collect({id: x.id, score: n}) AS rows
+    """
+)
+_POPULAR = {
+    RecommendationKind.MEMBER: POPULAR_MEMBERS,
+    RecommendationKind.COMMUNITY: POPULAR_COMMUNITIES,
+    RecommendationKind.CONTENT: POPULAR_CONTENT,
+    RecommendationKind.PRODUCT: POPULAR_PRODUCTS,
+}
+#: the newest content the popular-content list is picked from, posted within POPULAR_CONTENT_DAYS
+#: (all content when nothing was posted in that time)
+POPULAR_CONTENT_WINDOW = 1_000
+POPULAR_CONTENT_DAYS = 30
+
 
 def cache_key(tenant: str, kind: RecommendationKind, member_id: str) -> str:
     """The Redis key of one member's cached list of one kind."""
     return f"q:{tenant}:rec:{kind.value}:{member_id}"
+
+
+def popular_cache_key(tenant: str, kind: RecommendationKind) -> str:
+    """The Redis key of the tenant's non-personalised list of one kind."""
+    return f"q:{tenant}:rec:popular:{kind.value}"
 
 
 def _ranked(items: Iterable[Recommendation]) -> list[Recommendation]:
@@ -443,6 +512,54 @@ class GraphRecommender:
         """Products to buy (co-purchase and community popularity); empty without marketing consent."""
         return await self._cached(tenant, RecommendationKind.PRODUCT, member_id, first, self._products)
 
+    async def popular(self, tenant: str, kind: RecommendationKind, member_id: str, first: int) -> list[Recommendation]:
+        """The tenant's most influential members (by the last KOL computation; most followed before
+        the first one), most joined communities, most engaged recent content (of the newest
+        :data:`POPULAR_CONTENT_WINDOW` posted in :data:`POPULAR_CONTENT_DAYS`) or best-selling
+        products, best first.
+
+        The same list for every member (only *member_id* itself is left out): it uses no
+        data about the member, for members who refused profiling. Members who refused
+        profiling or were erased are not listed. Products still need marketing consent;
+        the caller checks it. Cached per tenant for ``ttl_seconds``.
+        """
+        if first <= 0:
+            return []
+        key = popular_cache_key(tenant, kind)
+        items: list[Recommendation] | None = None
+        if self.redis is not None:
+            try:
+                raw = await self.redis.get(key)
+                items = None if raw is None else _decode(raw)
+            except (RedisError, OSError, ValueError, TypeError) as exc:
+                log.warning("popular %s list not read from the cache: %s", kind.value, exc)
+        if items is None:
+            rows = await self._popular_rows(tenant, kind)
+            reason = PopularReason[kind.name].value
+            items = [Recommendation(item_id=r["id"], score=float(r["score"] or 0.0), reason=reason, evidence=())
+                     for r in rows]
+            if self.redis is not None:
+                try:
+                    await self.redis.set(key, _encode(items), ex=self.ttl_seconds)
+                except (RedisError, OSError) as exc:
+                    log.warning("could not cache the popular %s list: %s", kind.value, exc)
+        return [r for r in items if r.item_id != member_id][:first]
+
+    async def _popular_rows(self, tenant: str, kind: RecommendationKind) -> list[Mapping[str, Any]]:
+        limit = MAX_RECOMMENDATIONS + 1
+        since = self.clock() - timedelta(days=POPULAR_CONTENT_DAYS)
+        row = await self.graph.read_one(_POPULAR[kind], tenant=tenant, limit=limit, ranks=2 * limit,
+                                        window=POPULAR_CONTENT_WINDOW, since=since)
+        rows: list[Mapping[str, Any]] = list(row["rows"]) if row else []
+        if rows or kind not in (RecommendationKind.MEMBER, RecommendationKind.CONTENT):
+            return rows
+        if kind is RecommendationKind.MEMBER:  # no KOL computation yet
+            row = await self.graph.read_one(POPULAR_MEMBERS_BY_FOLLOWERS, tenant=tenant, limit=limit)
+        else:  # nothing posted lately: all content
+            row = await self.graph.read_one(POPULAR_CONTENT, tenant=tenant, limit=limit,
+                                            window=POPULAR_CONTENT_WINDOW, since=datetime(1970, 1, 1, tzinfo=UTC))
+        return list(row["rows"]) if row else []
+
     async def invalidate(
         self, tenant: str, member_id: str, kinds: Iterable[RecommendationKind] = tuple(RecommendationKind),
     ) -> None:
@@ -476,9 +593,13 @@ class GraphRecommender:
                 raw = None
             if raw is not None:
                 try:
-                    return _decode(raw)[:first]
+                    cached = _decode(raw)[:first]
                 except (ValueError, TypeError) as exc:
                     log.warning("ignoring a malformed cached recommendation list %s: %s", key, exc)
+                else:
+                    CACHE_STATS.hit("recommendations_" + kind.value)
+                    return cached
+            CACHE_STATS.miss("recommendations_" + kind.value)
         items = await compute(tenant, member_id)
         if usable and self.redis is not None:
             try:

@@ -30,18 +30,19 @@ from resolvers.common import (
 )
 from resolvers.enums import CommunityChannel, CommunityKind, CommunityOrder, MembershipRole
 from resolvers.members import Member, member_or_raise
+from resolvers.privacy import record_role_change
 
 if TYPE_CHECKING:
     from resolvers.content import Content
 
 __all__ = [
-    "Community",
-    "CommunitiesQuery",
     "CommunitiesMutation",
-    "MemberCommunityConnection",
+    "CommunitiesQuery",
+    "Community",
     "CommunityMemberConnection",
-    "member_communities",
+    "MemberCommunityConnection",
     "load_community",
+    "member_communities",
 ]
 
 ContentRef = Annotated["Content", strawberry.lazy("resolvers.content")]
@@ -295,6 +296,7 @@ class CommunitiesMutation:
                 if cmd.role is dm.MembershipRole.OWNER and mine is not dm.MembershipRole.OWNER:
                     raise PermissionDenied("only the owner can make someone owner", field="role")
             ms = await repo.set_role(tenant, cmd.member_id, cmd.community_id, cmd.role)
+            await record_role_change(info.context, cmd.member_id, cmd.community_id, cmd.role.value)
             return MembershipPayload(
                 member=await member_or_raise(info, cmd.member_id, "memberId"),
                 community=await _community_or_raise(info, cmd.community_id),

@@ -29,6 +29,7 @@ from domain.models import (
     Tag,
 )
 from domain.ports import CommunityCounts, ContentCounts, MemberCounts, Repositories
+from domain.privacy import ConsentPurpose, MemberConsents, PiiReads
 
 __all__ = ["Context", "Loaders", "PageKey"]
 
@@ -66,6 +67,11 @@ def _pages(fn: PageFn[T], tenant: str) -> DataLoader[PageKey, Page[T]]:
     return DataLoader(load_fn=load)
 
 
+async def _having(repos: Repositories, tenant: str, ids: Sequence[str], purpose: ConsentPurpose) -> list[bool]:
+    having = set(await repos.privacy.with_consent(tenant, ids, purpose))
+    return [i in having for i in ids]
+
+
 @dataclass
 class Loaders:
     member: DataLoader[str, Member | None]
@@ -93,6 +99,10 @@ class Loaders:
     referral: DataLoader[str, Referral | None]
     campaign: DataLoader[str, Campaign | None]
     viewer_liked: DataLoader[str, bool] | None
+    #: consent records and status per member (domain.privacy)
+    consents: DataLoader[str, MemberConsents | None]
+    #: whether profiling is in force for a member (False: refused, or erased, or unknown)
+    profiling_allowed: DataLoader[str, bool]
 
     @classmethod
     def build(cls, repos: Repositories, tenant: str, viewer: str | None = None) -> Loaders:
@@ -125,6 +135,8 @@ class Loaders:
             viewer_liked=None if viewer is None else _by_id(
                 lambda t, ids: ct.liked_by(t, viewer, ids), tenant  # type: ignore[arg-type]
             ),
+            consents=_by_id(repos.privacy.consents, tenant),
+            profiling_allowed=_by_id(lambda t, ids: _having(repos, t, ids, ConsentPurpose.PROFILING), tenant),
         )
 
 
@@ -137,8 +149,12 @@ class Context:
     request_id: str
     #: run after a mutation before answering: relays its events (read-your-writes for derived data)
     after_mutation: Callable[[], Awaitable[object]] | None = field(default=None, repr=False)
+    #: charge the rate limiter an operation's cost: None when admitted, else seconds to wait
+    admit: Callable[[int], Awaitable[float | None]] | None = field(default=None, repr=False)
     #: the ``connection_init`` payload of a websocket (set by the protocol handler)
     connection_params: dict[str, object] | None = field(default=None, repr=False)
+    #: unmasked personal data returned so far: one READ_PII audit entry per request (resolvers.privacy)
+    pii_reads: PiiReads = field(default_factory=PiiReads, repr=False)
     _loaders: Loaders | None = field(default=None, repr=False)
 
     @property

@@ -23,6 +23,7 @@ from domain.models import Money as DomainMoney
 from domain.models import Referral as DomainReferral
 from domain.referral_risk import RiskSignalKind
 from domain.pagination import decode_cursor, encode_cursor
+from domain.privacy import ConsentPurpose
 from domain.referral_stats import ReferralStats as DomainReferralStats
 from resolvers.common import MinorUnits, Money, PageInfo, XInfo, connection_args
 
@@ -273,6 +274,8 @@ def _may_read_member_analytics(info: XInfo, member_id: str) -> str:
 
 async def influence_of(info: XInfo, member_id: str, scope: ScopeInput | None) -> Influence | None:
     tenant = _may_read_member_analytics(info, member_id)
+    if not await info.context.loaders.profiling_allowed.load(member_id):
+        return None  # PIPL Art. 24: no profile of a member who refused profiling (or was erased)
     found = await info.context.repos.growth.kol_member(tenant, to_scope(scope), member_id)
     if found is None or found[0] is None:
         return None
@@ -297,7 +300,9 @@ def _tree_cursor(after: str | None) -> tuple[int, str] | None:
 @strawberry.type
 class GrowthQuery:
     @strawberry.field(description="Top opinion leaders (KOL) or key opinion consumers (KOC) of a scope, best first "
-                      "(staff only). Null until the scope's first computation.")
+                      "(staff only). Null until the scope's first computation. Members who withdrew PROFILING "
+                      "consent (or were erased) are left out: their entries are dropped from the computed ranking "
+                      "when they withdraw, and a page skips them (and their rank numbers) until then.")
     async def kol_ranking(
         self, info: XInfo, scope: ScopeInput | None = None, first: int | None = 20, after: str | None = None,
         kind: RankingKind = DomainRankingKind.KOL,  # type: ignore[valid-type]
@@ -313,16 +318,20 @@ class GrowthQuery:
         page = await info.context.repos.growth.kol_page(tenant, to_scope(scope), kind, offset, limit)
         if page is None:
             return None
+        ids = [r.member_id for r in page.items]
+        allowed = set(await info.context.repos.privacy.with_consent(tenant, ids, ConsentPurpose.PROFILING))
         nodes = [
             KolRankingEntry(rank=r.rank, score=r.score, influence=Influence.from_domain(r, page.computed_at),
                             _member_id=r.member_id)
-            for r in page.items
+            for r in page.items if r.member_id in allowed
         ]
         cursors = [encode_cursor([n.rank]) for n in nodes]
+        # the page ends after its last rank read, shown or skipped, so paging never stalls on skipped entries
+        last = encode_cursor([page.items[-1].rank]) if page.items else None
         return KolRanking(
             edges=[KolRankingEdge(cursor=c, node=n) for c, n in zip(cursors, nodes)], nodes=nodes,
-            page_info=PageInfo(has_next_page=offset + len(nodes) < page.total, has_previous_page=offset > 0,
-                               start_cursor=cursors[0] if cursors else None, end_cursor=cursors[-1] if cursors else None),
+            page_info=PageInfo(has_next_page=offset + len(page.items) < page.total, has_previous_page=offset > 0,
+                               start_cursor=cursors[0] if cursors else None, end_cursor=last),
             total_count=page.total, computed_at=page.computed_at, graph_version=page.graph_version,
         )
 

@@ -28,12 +28,14 @@ from resolvers.common import (
     load_page,
 )
 from resolvers.enums import Channel, MemberOrder, TagKind
+from resolvers.privacy import consents_of, note_pii_read
 
 if TYPE_CHECKING:
     from resolvers.commerce import Purchase
     from resolvers.communities import Community
     from resolvers.content import Content
     from resolvers.growth import Influence, Referral, ReferralStats, ScopeInput
+    from resolvers.privacy import Consent
     from resolvers.recommendations import (
         RecommendedCommunity,
         RecommendedContent,
@@ -54,6 +56,7 @@ RecommendedMemberRef = Annotated["RecommendedMember", strawberry.lazy("resolvers
 RecommendedCommunityRef = Annotated["RecommendedCommunity", strawberry.lazy("resolvers.recommendations")]
 RecommendedContentRef = Annotated["RecommendedContent", strawberry.lazy("resolvers.recommendations")]
 RecommendedProductRef = Annotated["RecommendedProduct", strawberry.lazy("resolvers.recommendations")]
+ConsentRef = Annotated["Consent", strawberry.lazy("resolvers.privacy")]
 
 
 @strawberry.type(description="A topic or profile tag (标签 / 话题).")
@@ -97,13 +100,22 @@ class Member(Node):
             level=m.level, points=m.points, city=m.city, _m=m,
         )
 
-    @strawberry.field(description="Phone number; masked (138****5678) unless the caller holds the pii:read scope.")
+    @strawberry.field(description="Phone number; masked (138****5678) unless the caller holds the pii:read scope "
+                      "(each request that returns it unmasked is audited as READ_PII).")
     def phone(self, info: XInfo) -> str | None:
-        return self._m.phone if info.context.principal.can_read_pii() else mask_phone(self._m.phone)
+        if not info.context.principal.can_read_pii():
+            return mask_phone(self._m.phone)
+        if self._m.phone is not None:
+            note_pii_read(info, self._m.id, "phone")
+        return self._m.phone
 
-    @strawberry.field(description="WeChat id; masked unless the caller holds the pii:read scope.")
+    @strawberry.field(description="WeChat id; masked unless the caller holds the pii:read scope (audited as READ_PII).")
     def wechat_id(self, info: XInfo) -> str | None:
-        return self._m.wechat_id if info.context.principal.can_read_pii() else mask_wechat_id(self._m.wechat_id)
+        if not info.context.principal.can_read_pii():
+            return mask_wechat_id(self._m.wechat_id)
+        if self._m.wechat_id is not None:
+            note_pii_read(info, self._m.id, "wechatId")
+        return self._m.wechat_id
 
     @strawberry.field(description="This member's own invite code; visible to the member and to staff.")
     def invite_code(self, info: XInfo) -> str | None:
@@ -116,6 +128,12 @@ class Member(Node):
     @strawberry.field(description="Consent to profiling; visible to the member and to staff.")
     def profiling_consent(self, info: XInfo) -> bool | None:
         return self._m.profiling_consent if _is_self_or_staff(info, self._m.id) else None
+
+    @strawberry.field(description="Consent per purpose (MARKETING, PROFILING, DATA_SHARING): the decision in force, "
+                      "where and when it was recorded, and every grant and withdrawal. The member itself and staff; "
+                      "null for others. Supersedes marketingConsent / profilingConsent, which only show the flags.")
+    async def consents(self, info: XInfo) -> list[ConsentRef] | None:
+        return await consents_of(info, self._m.id)  # type: ignore[return-value]
 
     @strawberry.field(description="Members who follow this member, newest first.")
     async def followers(self, info: XInfo, first: int | None = 20, after: str | None = None) -> Connection[Member]:

@@ -3,6 +3,8 @@
 Each item carries a ``reason`` a person can read. Lists are computed from the graph on a
 cache miss and cached per member in Redis; a member's own follows, joins, interactions
 and purchases invalidate them. Members without marketing consent get no products.
+Members who withdrew PROFILING consent (PIPL Art. 24) get the tenant's popular lists
+instead, the same for everyone, flagged ``personalized: false``.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import strawberry
 from strawberry.dataloader import DataLoader
 
 from domain.errors import PermissionDenied
-from domain.recommendations import Recommendation
+from domain.recommendations import Recommendation, RecommendationKind
 from resolvers.common import XInfo, connection_args
 
 if TYPE_CHECKING:
@@ -37,12 +39,18 @@ ContentRef = Annotated["Content", strawberry.lazy("resolvers.content")]
 ProductRef = Annotated["Product", strawberry.lazy("resolvers.commerce")]
 
 
+_PERSONALIZED = ("False when the member withdrew PROFILING consent: the list is then the same for every member "
+                 "(most followed members, most joined communities, most engaged recent content, best sellers), "
+                 "built without data about the member.")
+
+
 @strawberry.type(description="A member to follow: friends of friends ranked by Adamic-Adar "
                  "(sum over shared contacts z of 1 / ln(degree of z)).")
 class RecommendedMember:
     score: float
     reason: str
     member: MemberRef
+    personalized: bool = strawberry.field(description=_PERSONALIZED)
 
 
 @strawberry.type(description="A community to join, by co-membership with members of your communities.")
@@ -50,6 +58,7 @@ class RecommendedCommunity:
     score: float
     reason: str
     community: CommunityRef
+    personalized: bool = strawberry.field(description=_PERSONALIZED)
 
 
 @strawberry.type(description="Content to read: a random walk with restart over who interacted with what, "
@@ -58,6 +67,7 @@ class RecommendedContent:
     score: float
     reason: str
     content: ContentRef
+    personalized: bool = strawberry.field(description=_PERSONALIZED)
 
 
 @strawberry.type(description="A product: bought together with what you bought, and popular in your communities. "
@@ -66,6 +76,7 @@ class RecommendedProduct:
     score: float
     reason: str
     product: ProductRef
+    personalized: bool = strawberry.field(description=_PERSONALIZED)
 
 
 def _may_see(info: XInfo, member_id: str) -> str:
@@ -76,13 +87,20 @@ def _may_see(info: XInfo, member_id: str) -> str:
     return tenant
 
 
-async def _load(info: XInfo, member_id: str, kind: str, first: int | None) -> list[Recommendation]:
+async def _load(info: XInfo, member_id: str, kind: str, first: int | None) -> tuple[list[Recommendation], bool]:
+    """The list, and whether it is personalised (not when the member refused profiling)."""
     tenant = _may_see(info, member_id)
     limit = connection_args(first)
     repo = info.context.repos.recommendations
+    if not await info.context.loaders.profiling_allowed.load(member_id):
+        if kind == "product":  # product suggestions are marketing: still opt-in
+            member = await info.context.loaders.member.load(member_id)
+            if member is None or not member.marketing_consent:
+                return [], False
+        return await repo.popular(tenant, RecommendationKind(kind), member_id, limit), False
     fetch = {"member": repo.members, "community": repo.communities, "content": repo.content,
              "product": repo.products}[kind]
-    return await fetch(tenant, member_id, limit)
+    return await fetch(tenant, member_id, limit), True
 
 
 async def _hydrated(info: XInfo, recs: list[Recommendation], loader: DataLoader[str, D | None],
@@ -95,30 +113,30 @@ async def _hydrated(info: XInfo, recs: list[Recommendation], loader: DataLoader[
 async def recommended_members(info: XInfo, member_id: str, first: int | None) -> list[RecommendedMember]:
     from resolvers.members import Member
 
-    recs = await _load(info, member_id, "member", first)
-    return await _hydrated(info, recs, info.context.loaders.member,
-                           lambda r, m: RecommendedMember(score=r.score, reason=r.reason, member=Member.from_domain(m)))
+    recs, personal = await _load(info, member_id, "member", first)
+    return await _hydrated(info, recs, info.context.loaders.member, lambda r, m: RecommendedMember(
+        score=r.score, reason=r.reason, member=Member.from_domain(m), personalized=personal))
 
 
 async def recommended_communities(info: XInfo, member_id: str, first: int | None) -> list[RecommendedCommunity]:
     from resolvers.communities import Community
 
-    recs = await _load(info, member_id, "community", first)
+    recs, personal = await _load(info, member_id, "community", first)
     return await _hydrated(info, recs, info.context.loaders.community, lambda r, c: RecommendedCommunity(
-        score=r.score, reason=r.reason, community=Community.from_domain(c)))
+        score=r.score, reason=r.reason, community=Community.from_domain(c), personalized=personal))
 
 
 async def recommended_content(info: XInfo, member_id: str, first: int | None) -> list[RecommendedContent]:
     from resolvers.content import Content
 
-    recs = await _load(info, member_id, "content", first)
+    recs, personal = await _load(info, member_id, "content", first)
     return await _hydrated(info, recs, info.context.loaders.content, lambda r, c: RecommendedContent(
-        score=r.score, reason=r.reason, content=Content.from_domain(c)))
+        score=r.score, reason=r.reason, content=Content.from_domain(c), personalized=personal))
 
 
 async def recommended_products(info: XInfo, member_id: str, first: int | None) -> list[RecommendedProduct]:
     from resolvers.commerce import Product
 
-    recs = await _load(info, member_id, "product", first)
+    recs, personal = await _load(info, member_id, "product", first)
     return await _hydrated(info, recs, info.context.loaders.product, lambda r, p: RecommendedProduct(
-        score=r.score, reason=r.reason, product=Product.from_domain(p)))
+        score=r.score, reason=r.reason, product=Product.from_domain(p), personalized=personal))

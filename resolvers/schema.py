@@ -19,6 +19,7 @@ from resolvers.content import ContentMutation, ContentQuery
 from resolvers.growth import GrowthQuery
 from resolvers.members import MembersMutation, MembersQuery
 from resolvers.node import NodeQuery
+from resolvers.privacy import AuditTrail, PrivacyMutation, PrivacyQuery
 from resolvers.subscriptions import Subscription
 from resolvers.webhooks import WebhooksMutation, WebhooksQuery
 
@@ -27,13 +28,13 @@ __all__ = ["Query", "Mutation", "build_schema"]
 
 @strawberry.type
 class Query(NodeQuery, MembersQuery, CommunitiesQuery, ContentQuery, CommerceQuery, GrowthQuery, CampaignsQuery,
-            WebhooksQuery):
+            WebhooksQuery, PrivacyQuery):
     pass
 
 
 @strawberry.type
 class Mutation(MembersMutation, CommunitiesMutation, ContentMutation, CommerceMutation, CampaignsMutation,
-               WebhooksMutation):
+               WebhooksMutation, PrivacyMutation):
     pass
 
 
@@ -58,6 +59,6 @@ def build_schema(extensions: Sequence[type[SchemaExtension] | Callable[[], Schem
         mutation=Mutation,
         subscription=Subscription,
         types=[Member, Community, Content, Comment, Tag, Product, Purchase, Campaign],
-        extensions=list(extensions),
+        extensions=[*extensions, AuditTrail],  # AuditTrail: READ_PII entries (resolvers.privacy)
         config=StrawberryConfig(scalar_map={MinorUnits: MINOR_UNITS_SCALAR}),
     )

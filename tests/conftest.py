@@ -6,6 +6,7 @@ application sends is scoped to the caller's tenant, so tests never see each othe
 
 from __future__ import annotations
 
+import contextlib
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -60,9 +61,10 @@ def tenant() -> str:
 def settings() -> Settings:
     # background jobs off: tests drive the relay (flush after mutations) and recomputes themselves
     # short websocket limits keep the protocol tests fast (defaults: 3 s, 20 subscriptions)
+    # rate limiting off: every test request comes from one IP; tests/test_rate_limits.py runs its own app
     return Settings(env="test", jwt_secret=JWT_SECRET, demo_members=0, relay_interval=3600,  # type: ignore[arg-type]
                     scheduler_interval=0, ws_init_timeout_seconds=1.0, ws_max_subscriptions=3,
-                    ws_ping_seconds=0.3)
+                    ws_ping_seconds=0.3, rate_limit=False)
 
 
 @pytest_asyncio.fixture(scope="session")
@@ -75,6 +77,18 @@ async def app(stack: EmbeddedStack, graph: GraphClient, settings: Settings) -> A
     async with application.router.lifespan_context(application):
         CLIENTS.append(application.state.resources.graph)
         yield application
+
+
+@contextlib.asynccontextmanager
+async def own_app(stack: EmbeddedStack, settings: Settings, *, redis_url: str | None = None) -> AsyncIterator[httpx.AsyncClient]:
+    """A second app on the session's servers with its own *settings* (or another Redis), as an HTTP client."""
+    assert stack.graph is not None and stack.redis is not None
+    application = create_app(settings, graph_uri=stack.graph.uri, redis_url=redis_url or stack.redis.url,
+                             graph_user="root", graph_password=PASSWORD, graph_database="quanzi")
+    async with application.router.lifespan_context(application):
+        transport = httpx.ASGITransport(app=application)
+        async with httpx.AsyncClient(transport=transport, base_url="http://quanzi.test") as client:
+            yield client
 
 
 @pytest_asyncio.fixture(scope="session")
