@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 LINT_STAMP := tests/cypher_lint/node_modules/.installed-stamp
 
-.PHONY: run test venv lint-deps bench clean
+.PHONY: run test venv lint-deps bench bench-peer clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -37,6 +37,17 @@ bench: $(STAMP)
 	$(PY) benchmarks/growth_bench.py
 	$(PY) benchmarks/kol_scale_bench.py
 	$(PY) benchmarks/subscription_bench.py
+
+## Side-by-side benchmark against @neo4j/graphql (issue 7): make bench-peer [PEER_MEMBERS=100000] [PEER_ARGS=...]
+PEER_MEMBERS ?= 10000
+BENCH_STAMP := $(VENV)/.bench-stamp
+
+$(BENCH_STAMP): pyproject.toml $(STAMP)
+	$(PY) -m pip install --quiet -e '.[dev,bench]'
+	touch $(BENCH_STAMP)
+
+bench-peer: $(BENCH_STAMP)
+	$(PY) benchmarks/peer/bench.py --members $(PEER_MEMBERS) $(PEER_ARGS)
 
 clean:
 	rm -rf $(VENV) tests/cypher_lint/node_modules .pytest_cache
