@@ -33,7 +33,9 @@ from strawberry.extensions import AddValidationRules, SchemaExtension
 from strawberry.http import GraphQLHTTPResponse, GraphQLRequestData
 from strawberry.types import ExecutionResult
 from strawberry.http.typevars import RootValue
-from strawberry.exceptions import ConnectionRejectionError
+from cross_web import HTTPException
+from strawberry.exceptions import ConnectionRejectionError, MissingQueryError
+from strawberry.schema.exceptions import CannotGetOperationTypeError, InvalidOperationTypeError
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import BaseGraphQLTransportWSHandler
 from strawberry.types.unset import UNSET, UnsetType
@@ -156,6 +158,11 @@ class PingingTransportWS(BaseGraphQLTransportWSHandler[Context, RootValue]):
                 error = GraphQLError(exc.message, extensions={"code": exc.code.value})
                 await self.send_message({"id": message["id"], "type": "error", "payload": [error.formatted]})
                 return
+            if not isinstance(query, str):
+                error = GraphQLError("subscribe needs a query (payload.query)",
+                                     extensions={"code": "GRAPHQL_VALIDATION_FAILED"})
+                await self.send_message({"id": message["id"], "type": "error", "payload": [error.formatted]})
+                return
             message = {**message, "payload": {**payload, "query": query}}
         await super().handle_subscribe(message)
 
@@ -177,6 +184,9 @@ class PingingTransportWS(BaseGraphQLTransportWSHandler[Context, RootValue]):
                     await self.send_message({"type": "ping"})
                 except Exception:  # the socket is closing; the handler ends on its own
                     return
+
+
+_HTTP_CODES = {400: "BAD_REQUEST", 404: "NOT_FOUND", 405: "METHOD_NOT_ALLOWED", 415: "BAD_REQUEST"}
 
 
 class QuanziGraphQL(GraphQL[Context, RootValue]):
@@ -213,11 +223,52 @@ class QuanziGraphQL(GraphQL[Context, RootValue]):
             query = await self.persisted.resolve(request_data.query, request_data.extensions)
         except RequestRejected as exc:
             return ExecutionResult(data=None, errors=[GraphQLError(exc.message, extensions={"code": exc.code.value})])
-        if query is not request_data.query:
-            request_data = GraphQLRequestData(query=query, variables=request_data.variables,
-                                              operation_name=request_data.operation_name,
-                                              extensions=request_data.extensions, protocol=request_data.protocol)
-        return await super().execute_single(request, request_adapter, sub_response, context, root_value, request_data)
+        # Subscriptions need the websocket: over plain HTTP they would resolve to null.
+        allowed = OperationType.from_http(request_adapter.method) - {OperationType.SUBSCRIPTION}
+        try:
+            return await self.schema.execute(
+                query, root_value=root_value, variable_values=request_data.variables, context_value=context,
+                operation_name=request_data.operation_name, allowed_operation_types=allowed,
+                operation_extensions=request_data.extensions,
+            )
+        except CannotGetOperationTypeError as e:
+            raise HTTPException(400, e.as_http_error_reason()) from e
+        except InvalidOperationTypeError as e:
+            reason = e.as_http_error_reason(request_adapter.method)
+            if e.operation_type is OperationType.SUBSCRIPTION:
+                reason = "subscriptions need a websocket (graphql-transport-ws on /graphql)"
+            raise HTTPException(400, reason) from e
+        except MissingQueryError as e:
+            raise HTTPException(400, "No GraphQL query found in the request") from e
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Refusals of the HTTP layer (bad JSON, wrong method…) are GraphQL errors with a code too."""
+        if scope["type"] != "http":
+            await super().__call__(scope, receive, send)
+            return
+        try:
+            response = await self.run(Request(scope=scope, receive=receive))
+        except HTTPException as e:
+            code = _HTTP_CODES.get(e.status_code, "BAD_REQUEST")
+            response = JSONResponse({"errors": [{"message": e.reason, "extensions": {"code": code}}]},
+                                    status_code=e.status_code)
+        await response(scope, receive, send)
+
+    def decode_json(self, data: str | bytes) -> object:
+        # orjson refuses what json.loads lets through to crash later: invalid UTF-8, lone
+        # surrogates, integers beyond 64 bits and nesting beyond 1,024 (all JSONDecodeError)
+        return orjson.loads(data)
+
+    async def parse_http_body(self, request: Any) -> Any:
+        try:
+            data = await super().parse_http_body(request)
+        except (AttributeError, TypeError) as exc:  # `null`, `42`, `"text"`: Strawberry calls data.get
+            raise HTTPException(400, "The request body must be a JSON object (or a list of them)") from exc
+        for item in data if isinstance(data, list) else [data]:
+            name = item.operation_name
+            if name is not None and not isinstance(name, str):
+                raise HTTPException(400, "The GraphQL operation's `operationName` must be a string or null, if provided.")
+        return data
 
     def should_render_graphql_ide(self, request: Any) -> bool:
         """A GET with only a persisted-query hash is an operation, not a browser asking for GraphiQL."""

@@ -45,6 +45,11 @@ class ErrorPolicy(SchemaExtension):
             extensions.setdefault("code", "GRAPHQL_VALIDATION_FAILED")
             error.extensions = extensions
             return error
+        if isinstance(original, UnicodeEncodeError):
+            # a lone surrogate in a string argument (possible in a GraphQL string literal)
+            error.message = "a string argument is not valid Unicode (lone surrogate)"
+            error.extensions = {"code": "VALIDATION_FAILED"}
+            return error
         if isinstance(original, QuanziError):
             extensions = {"code": original.code.value}
             if original.field is not None:

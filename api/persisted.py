@@ -40,7 +40,7 @@ NOT_FOUND_MESSAGE = "PersistedQueryNotFound"
 
 
 def sha256(query: str) -> str:
-    return hashlib.sha256(query.encode("utf-8")).hexdigest()
+    return hashlib.sha256(query.encode("utf-8", "surrogatepass")).hexdigest()
 
 
 def load_manifest(path: Path) -> dict[str, str]:

@@ -290,7 +290,7 @@ class Telemetry:
         """*name* as a label value: bounded in length, charset and number of distinct values."""
         if name is None:
             return "anonymous"
-        if not _GRAPHQL_NAME.fullmatch(name):
+        if not isinstance(name, str) or not _GRAPHQL_NAME.fullmatch(name):
             return "invalid"
         if name in self._names:
             return name
