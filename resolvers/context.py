@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import TypeVar
 
 from strawberry.dataloader import DataLoader
@@ -72,72 +73,136 @@ async def _having(repos: Repositories, tenant: str, ids: Sequence[str], purpose:
     return [i in having for i in ids]
 
 
-@dataclass
 class Loaders:
-    member: DataLoader[str, Member | None]
-    community: DataLoader[str, Community | None]
-    content: DataLoader[str, Content | None]
-    comment: DataLoader[str, Comment | None]
-    tag: DataLoader[str, Tag | None]
-    product: DataLoader[str, Product | None]
-    purchase: DataLoader[str, Purchase | None]
-    inviter: DataLoader[str, Member | None]
-    interests: DataLoader[str, list[Interest]]
-    topics: DataLoader[str, list[Tag]]
-    member_counts: DataLoader[str, MemberCounts]
-    community_counts: DataLoader[str, CommunityCounts]
-    content_counts: DataLoader[str, ContentCounts]
-    followers: DataLoader[PageKey, Page[Member]]
-    following: DataLoader[PageKey, Page[Member]]
-    invitees: DataLoader[PageKey, Page[Member]]
-    memberships: DataLoader[PageKey, Page[Membership]]
-    community_members: DataLoader[PageKey, Page[Membership]]
-    feed: DataLoader[PageKey, Page[Content]]
-    posts: DataLoader[PageKey, Page[Content]]
-    comments: DataLoader[PageKey, Page[Comment]]
-    purchases_of: DataLoader[PageKey, Page[Purchase]]
-    referral: DataLoader[str, Referral | None]
-    campaign: DataLoader[str, Campaign | None]
-    viewer_liked: DataLoader[str, bool] | None
-    #: consent records and status per member (domain.privacy)
-    consents: DataLoader[str, MemberConsents | None]
-    #: whether profiling is in force for a member (False: refused, or erased, or unknown)
-    profiling_allowed: DataLoader[str, bool]
+    """One DataLoader per kind of read, each made on first use.
+
+    A request touches a few of them; building all 27 (each with its cache) for every
+    request was 14% of the profile query's CPU under load (benchmarks/results/peer_bench.profile.md).
+    """
+
+    def __init__(self, repos: Repositories, tenant: str, viewer: str | None = None) -> None:
+        self.repos = repos
+        self.tenant = tenant
+        self.viewer = viewer
 
     @classmethod
     def build(cls, repos: Repositories, tenant: str, viewer: str | None = None) -> Loaders:
-        m, c, ct, cm = repos.members, repos.communities, repos.content, repos.commerce
-        return cls(
-            member=_by_id(m.get_many, tenant),
-            community=_by_id(c.get_many, tenant),
-            content=_by_id(ct.get_many, tenant),
-            comment=_by_id(ct.comments_by_id, tenant),
-            tag=_by_id(ct.tags_by_id, tenant),
-            product=_by_id(cm.products, tenant),
-            purchase=_by_id(cm.purchases, tenant),
-            inviter=_by_id(m.inviters, tenant),
-            interests=_by_id(m.interests, tenant),
-            topics=_by_id(ct.topics, tenant),
-            member_counts=_by_id(m.counts, tenant),
-            community_counts=_by_id(c.counts, tenant),
-            content_counts=_by_id(ct.counts, tenant),
-            followers=_pages(m.followers, tenant),
-            following=_pages(m.following, tenant),
-            invitees=_pages(m.invitees, tenant),
-            memberships=_pages(m.memberships, tenant),
-            community_members=_pages(c.members, tenant),
-            feed=_pages(c.feed, tenant),
-            posts=_pages(ct.posts, tenant),
-            comments=_pages(ct.comments, tenant),
-            purchases_of=_pages(cm.purchases_of, tenant),
-            referral=_by_id(repos.growth.referrals_of, tenant),
-            campaign=_by_id(repos.campaigns.get_many, tenant),
-            viewer_liked=None if viewer is None else _by_id(
-                lambda t, ids: ct.liked_by(t, viewer, ids), tenant  # type: ignore[arg-type]
-            ),
-            consents=_by_id(repos.privacy.consents, tenant),
-            profiling_allowed=_by_id(lambda t, ids: _having(repos, t, ids, ConsentPurpose.PROFILING), tenant),
-        )
+        return cls(repos, tenant, viewer)
+
+    @cached_property
+    def member(self) -> DataLoader[str, Member | None]:
+        return _by_id(self.repos.members.get_many, self.tenant)
+
+    @cached_property
+    def community(self) -> DataLoader[str, Community | None]:
+        return _by_id(self.repos.communities.get_many, self.tenant)
+
+    @cached_property
+    def content(self) -> DataLoader[str, Content | None]:
+        return _by_id(self.repos.content.get_many, self.tenant)
+
+    @cached_property
+    def comment(self) -> DataLoader[str, Comment | None]:
+        return _by_id(self.repos.content.comments_by_id, self.tenant)
+
+    @cached_property
+    def tag(self) -> DataLoader[str, Tag | None]:
+        return _by_id(self.repos.content.tags_by_id, self.tenant)
+
+    @cached_property
+    def product(self) -> DataLoader[str, Product | None]:
+        return _by_id(self.repos.commerce.products, self.tenant)
+
+    @cached_property
+    def purchase(self) -> DataLoader[str, Purchase | None]:
+        return _by_id(self.repos.commerce.purchases, self.tenant)
+
+    @cached_property
+    def inviter(self) -> DataLoader[str, Member | None]:
+        return _by_id(self.repos.members.inviters, self.tenant)
+
+    @cached_property
+    def interests(self) -> DataLoader[str, list[Interest]]:
+        return _by_id(self.repos.members.interests, self.tenant)
+
+    @cached_property
+    def topics(self) -> DataLoader[str, list[Tag]]:
+        return _by_id(self.repos.content.topics, self.tenant)
+
+    @cached_property
+    def member_counts(self) -> DataLoader[str, MemberCounts]:
+        return _by_id(self.repos.members.counts, self.tenant)
+
+    @cached_property
+    def community_counts(self) -> DataLoader[str, CommunityCounts]:
+        return _by_id(self.repos.communities.counts, self.tenant)
+
+    @cached_property
+    def content_counts(self) -> DataLoader[str, ContentCounts]:
+        return _by_id(self.repos.content.counts, self.tenant)
+
+    @cached_property
+    def followers(self) -> DataLoader[PageKey, Page[Member]]:
+        return _pages(self.repos.members.followers, self.tenant)
+
+    @cached_property
+    def following(self) -> DataLoader[PageKey, Page[Member]]:
+        return _pages(self.repos.members.following, self.tenant)
+
+    @cached_property
+    def invitees(self) -> DataLoader[PageKey, Page[Member]]:
+        return _pages(self.repos.members.invitees, self.tenant)
+
+    @cached_property
+    def memberships(self) -> DataLoader[PageKey, Page[Membership]]:
+        return _pages(self.repos.members.memberships, self.tenant)
+
+    @cached_property
+    def community_members(self) -> DataLoader[PageKey, Page[Membership]]:
+        return _pages(self.repos.communities.members, self.tenant)
+
+    @cached_property
+    def feed(self) -> DataLoader[PageKey, Page[Content]]:
+        return _pages(self.repos.communities.feed, self.tenant)
+
+    @cached_property
+    def posts(self) -> DataLoader[PageKey, Page[Content]]:
+        return _pages(self.repos.content.posts, self.tenant)
+
+    @cached_property
+    def comments(self) -> DataLoader[PageKey, Page[Comment]]:
+        return _pages(self.repos.content.comments, self.tenant)
+
+    @cached_property
+    def purchases_of(self) -> DataLoader[PageKey, Page[Purchase]]:
+        return _pages(self.repos.commerce.purchases_of, self.tenant)
+
+    @cached_property
+    def referral(self) -> DataLoader[str, Referral | None]:
+        return _by_id(self.repos.growth.referrals_of, self.tenant)
+
+    @cached_property
+    def campaign(self) -> DataLoader[str, Campaign | None]:
+        return _by_id(self.repos.campaigns.get_many, self.tenant)
+
+    @cached_property
+    def viewer_liked(self) -> DataLoader[str, bool] | None:
+        """Whether the calling member liked each content (None without a calling member)."""
+        viewer, content = self.viewer, self.repos.content
+        if viewer is None:
+            return None
+        return _by_id(lambda t, ids: content.liked_by(t, viewer, ids), self.tenant)  # type: ignore[arg-type]
+
+    @cached_property
+    def consents(self) -> DataLoader[str, MemberConsents | None]:
+        """Consent records and status per member (domain.privacy)."""
+        return _by_id(self.repos.privacy.consents, self.tenant)
+
+    @cached_property
+    def profiling_allowed(self) -> DataLoader[str, bool]:
+        """Whether profiling is in force for a member (False: refused, or erased, or unknown)."""
+        repos = self.repos
+        return _by_id(lambda t, ids: _having(repos, t, ids, ConsentPurpose.PROFILING), self.tenant)
 
 
 @dataclass
