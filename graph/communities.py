@@ -133,9 +133,11 @@ FEED_PAGES = cypher(
     UNWIND $ids AS pid
     MATCH (p:Community {id: pid}) WITH * WHERE p.tenantId = $tenant
     CALL (p) {
-      MATCH (p)<-[:IN]-(c:Content)<-[:POSTED]-(a:Member)
+      MATCH (p)<-[:IN]-(c:Content)
       WHERE $afterAt IS NULL OR c.createdAt < $afterAt OR (c.createdAt = $afterAt AND c.id < $afterId)
-      WITH p, c, a ORDER BY c.createdAt DESC, c.id DESC LIMIT $limit
+      WITH p, c ORDER BY c.createdAt DESC, c.id DESC LIMIT $limit
+      MATCH (c)<-[:POSTED]-(a:Member)
+      WITH p, c, a ORDER BY c.createdAt DESC, c.id DESC
       RETURN collect({node: c, author: a.id, community: p.id}) AS items
     }
     RETURN collect({pid: pid, items: items}) AS rows

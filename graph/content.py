@@ -124,9 +124,11 @@ COMMENTS_PAGES = cypher(
     UNWIND $ids AS pid
     MATCH (p:Content {id: pid}) WITH * WHERE p.tenantId = $tenant
     CALL (p) {
-      MATCH (p)<-[:ON]-(cm:Comment)<-[:WROTE]-(a:Member)
+      MATCH (p)<-[:ON]-(cm:Comment)
       WHERE $afterAt IS NULL OR cm.createdAt < $afterAt OR (cm.createdAt = $afterAt AND cm.id < $afterId)
-      WITH p, cm, a ORDER BY cm.createdAt DESC, cm.id DESC LIMIT $limit
+      WITH p, cm ORDER BY cm.createdAt DESC, cm.id DESC LIMIT $limit
+      MATCH (cm)<-[:WROTE]-(a:Member)
+      WITH p, cm, a ORDER BY cm.createdAt DESC, cm.id DESC
       RETURN collect({node: cm, author: a.id, content: p.id}) AS items
     }
     RETURN collect({pid: pid, items: items}) AS rows
