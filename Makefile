@@ -37,6 +37,8 @@ bench: $(STAMP)
 	$(PY) benchmarks/growth_bench.py
 	$(PY) benchmarks/kol_scale_bench.py
 	$(PY) benchmarks/subscription_bench.py
+	$(PY) benchmarks/id_lookup_bench.py
+	$(PY) benchmarks/failure_bench.py
 
 ## Side-by-side benchmark against @neo4j/graphql (issue 7): make bench-peer [PEER_MEMBERS=100000] [PEER_ARGS=...]
 PEER_MEMBERS ?= 10000

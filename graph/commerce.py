@@ -3,15 +3,22 @@
 ``recordPurchase`` is safe to send twice: the purchase node carries the client's
 idempotency key under a (tenantId, idempotencyKey) uniqueness constraint. A repeated
 key returns the original purchase and writes nothing; the same key with a different
-request is an ``IDEMPOTENCY_CONFLICT``. Concurrent first attempts race on the
-constraint; the losers read and return the winner's purchase.
+request is an ``IDEMPOTENCY_CONFLICT``. The key is looked up inside the write
+transaction, so an attempt the client retries after a conflict finds the winner's
+purchase instead of writing. Concurrent first attempts race on the constraint; the
+losers read and return the winner's purchase (50 concurrent calls with one key make
+one purchase and 50 answers naming it: tests/test_failures.py).
+
+A request whose connection died while it committed gets ``GRAPH_UNAVAILABLE`` saying the
+outcome is unknown; sending it again with the same key returns the purchase if it was
+recorded and records it if it was not, so it exists exactly once either way.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -69,7 +76,7 @@ PURCHASE_CREDIT = cypher(
     """
     MATCH (m:Member {id: $memberId}) WITH * WHERE m.tenantId = $tenant
     WITH m, m.firstPaidAt IS NULL AS firstPaid
-    SET m.firstPaidAt = CASE WHEN m.firstPaidAt IS NULL OR $at < m.firstPaidAt THEN $at ELSE m.firstPaidAt END
+    FOREACH (_ IN CASE WHEN m.firstPaidAt IS NULL OR $at < m.firstPaidAt THEN [1] ELSE [] END | SET m.firstPaidAt = $at)
     WITH m, firstPaid
     OPTIONAL MATCH (a:Member {id: $attributedTo}) WHERE a.tenantId = $tenant
     WITH m, firstPaid, a
@@ -134,6 +141,15 @@ def _purchase(i: Any) -> Purchase:
     return purchase_from(i["node"], member_id=i["member"], lines=list(i["lines"]))
 
 
+def _original(row: Any, fingerprint: str) -> Purchase:
+    """The purchase recorded under a key, if *fingerprint* asks for the same thing."""
+    if row["p"].get("requestHash") != fingerprint:
+        raise IdempotencyConflict(
+            "this idempotency key was already used for a different purchase", field="input.idempotencyKey"
+        )
+    return purchase_from(row["p"], member_id=row["member"], lines=list(row["lines"]))
+
+
 @dataclass
 class GraphCommerceRepository:
     graph: GraphClient
@@ -164,30 +180,24 @@ class GraphCommerceRepository:
 
     async def _existing(self, tenant: str, cmd: RecordPurchase, fingerprint: str) -> Purchase | None:
         row = await self.graph.read_one(PURCHASE_BY_KEY, tenant=tenant, key=cmd.idempotency_key)
-        if row is None:
-            return None
-        if row["p"].get("requestHash") != fingerprint:
-            raise IdempotencyConflict(
-                "this idempotency key was already used for a different purchase", field="input.idempotencyKey"
-            )
-        return purchase_from(row["p"], member_id=row["member"], lines=list(row["lines"]))
+        return None if row is None else _original(row, fingerprint)
 
     async def record_purchase(self, tenant: str, cmd: RecordPurchase) -> tuple[Purchase, bool]:
         """Record *cmd* once; return the purchase and whether this call created it."""
         fingerprint = request_hash(cmd)
-        existing = await self._existing(tenant, cmd, fingerprint)
-        if existing is not None:
-            return existing, False
         product_ids = [ln.product_id for ln in cmd.lines]
         if len(set(product_ids)) != len(product_ids):
             raise ValidationFailed("each product may appear in one line only", field="input.lines")
 
-        async def work(tx: Tx) -> Purchase:
+        async def work(tx: Tx) -> tuple[Purchase, bool]:
+            prior = await self.graph.run_one(tx, PURCHASE_BY_KEY, tenant=tenant, key=cmd.idempotency_key)
+            if prior is not None:
+                return _original(prior, fingerprint), False
             check = await self.graph.run_one(tx, PURCHASE_PRECHECK, tenant=tenant, memberId=cmd.member_id, productIds=product_ids)
             assert check is not None
             if not check["member"]:
                 raise NotFound(f"no member {cmd.member_id!r}", field="input.memberId")
-            lines: list[dict[str, Any]] = []
+            lines: list[Mapping[str, Any]] = []
             currencies: set[str] = set()
             for index, (line, product) in enumerate(zip(cmd.lines, check["products"])):
                 if not product["found"]:
@@ -226,12 +236,12 @@ class GraphCommerceRepository:
                 attributedTo=cmd.attributed_to, commissionTo=props["commissionTo"],
             ))
             await record(self.graph, tx, events)
-            return purchase_from(row["p"], member_id=cmd.member_id, lines=lines)
+            return purchase_from(row["p"], member_id=cmd.member_id, lines=lines), True
 
         try:
-            return await self.graph.write(work), True
+            return await self.graph.write(work)
         except AlreadyExists:
-            # A concurrent request with the same key won the race: return its purchase.
+            # A concurrent request with the same key committed first: return its purchase.
             winner = await self._existing(tenant, cmd, fingerprint)
             if winner is None:
                 raise

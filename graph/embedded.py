@@ -12,6 +12,12 @@ waits until both answer, creates the database, and stops both on exit. Children 
 ``PR_SET_PDEATHSIG`` so they die with their parent even when it is killed; the graph
 child also polls its parent. Failures raise :class:`~domain.errors.StartupError` with a
 message naming what failed.
+
+Either server can be stopped (``stop()``, SIGTERM) and started again with ``start()`` on
+the same ports and data folder, and the graph server can be killed (``kill()``, SIGKILL):
+that is how the failure tests take them away under load and bring them back. The graph's
+data lives on disk in its folder and survives both (transactions the server acknowledged
+survive a SIGKILL: tests/test_failures.py).
 """
 
 from __future__ import annotations
@@ -64,18 +70,24 @@ def _port_or_free(port: int, what: str) -> int:
     return port
 
 
+try:  # loaded here, not in the child: starts may run in a thread (the failure tests restart servers under load)
+    _LIBC: ctypes.CDLL | None = ctypes.CDLL("libc.so.6", use_errno=True)
+except OSError:
+    _LIBC = None
+
+
 def _die_with_parent() -> None:  # runs in the child between fork and exec
-    try:
-        libc = ctypes.CDLL("libc.so.6", use_errno=True)
-        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-    except OSError:
-        pass
+    if _LIBC is not None:
+        _LIBC.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
     os.setpgrp()  # our own process group: a Ctrl-C in the terminal reaches only the parent
 
 
-def _log_tail(path: Path, lines: int = 15) -> str:
+def _log_tail(path: Path, lines: int = 15, start: int = 0) -> str:
+    """The startup error the child reported in *path* (from byte *start*), else its last lines."""
     try:
-        text = path.read_text("utf-8", errors="replace").splitlines()
+        with path.open("rb") as f:
+            f.seek(start)
+            text = f.read().decode("utf-8", errors="replace").splitlines()
     except OSError:
         return ""
     marker = "QUANZI-STARTUP-ERROR: "
@@ -85,16 +97,23 @@ def _log_tail(path: Path, lines: int = 15) -> str:
     return "\n".join(text[-lines:])
 
 
-def _wait_tcp(port: int, deadline: float, proc: subprocess.Popen[bytes], what: str, log: Path) -> None:
+def _wait_tcp(port: int, deadline: float, proc: subprocess.Popen[bytes], what: str, log: Path, log_start: int = 0) -> None:
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise StartupError(f"{what} exited during start (code {proc.returncode}): {_log_tail(log)}")
+            raise StartupError(f"{what} exited during start (code {proc.returncode}): {_log_tail(log, start=log_start)}")
         try:
             with socket.create_connection(("127.0.0.1", port), timeout=0.5):
                 return
         except OSError:
             time.sleep(0.1)
     raise StartupError(f"{what} did not open port {port} in time; see {log}")
+
+
+def _kill_process(proc: subprocess.Popen[bytes] | None) -> None:
+    if proc is None or proc.poll() is not None:
+        return
+    proc.kill()
+    proc.wait(timeout=10)
 
 
 def _stop_process(proc: subprocess.Popen[bytes] | None, timeout: float = 15.0) -> None:
@@ -119,6 +138,8 @@ class EmbeddedGraph:
     http_port: int = 0
     startup_timeout: float = 90.0
     proc: subprocess.Popen[bytes] | None = field(default=None, init=False)
+    #: times start() has launched the server (a restart appends to the log instead of truncating it)
+    starts: int = field(default=0, init=False)
 
     @property
     def uri(self) -> str:
@@ -129,6 +150,7 @@ class EmbeddedGraph:
         return self.root / "arcadedb.log"
 
     def start(self) -> None:
+        """Start the server; after :meth:`stop` or :meth:`kill`, again on the same ports and folder."""
         try:
             import arcadedb_embedded  # noqa: F401
         except ImportError:
@@ -141,7 +163,9 @@ class EmbeddedGraph:
         self.http_port = _port_or_free(self.http_port, "the embedded graph server's HTTP listener")
         https_port = free_port()
         env = dict(os.environ, QUANZI_EMBEDDED_PASSWORD=self.password)
-        log = self.log_path.open("wb")
+        log = self.log_path.open("ab" if self.starts else "wb")
+        self.starts += 1
+        log_start = log.tell()
         try:
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "graph.arcadedb_main", str(self.root),
@@ -157,8 +181,9 @@ class EmbeddedGraph:
             log.close()
         deadline = time.monotonic() + self.startup_timeout
         try:
-            _wait_tcp(self.bolt_port, deadline, self.proc, "the embedded graph server (ArcadeDB)", self.log_path)
-            _wait_tcp(self.http_port, deadline, self.proc, "the embedded graph server (ArcadeDB)", self.log_path)
+            what = "the embedded graph server (ArcadeDB)"
+            _wait_tcp(self.bolt_port, deadline, self.proc, what, self.log_path, log_start)
+            _wait_tcp(self.http_port, deadline, self.proc, what, self.log_path, log_start)
             self._create_database(deadline)
         except BaseException:
             self.stop()
@@ -206,6 +231,11 @@ class EmbeddedGraph:
 
     def stop(self) -> None:
         _stop_process(self.proc)
+        self.proc = None
+
+    def kill(self) -> None:
+        """SIGKILL the server (a crash: no shutdown, no flush); :meth:`start` brings it back."""
+        _kill_process(self.proc)
         self.proc = None
 
 

@@ -141,11 +141,24 @@ class EventRelay:
         self.failures: dict[str, int] = {}
         self.max_failures = 5
         self.set_aside: list[str] = []
+        #: our lock tokens that a pass could not release (Redis went away during the pass); a
+        #: set, since the background loop and every mutation's flush run passes concurrently
+        self._unreleased: set[str] = set()
 
     async def relay_once(self) -> int | None:
         """Relay one batch; return how many events moved, or ``None`` when another relay runs."""
+        for stale in list(self._unreleased):
+            # Our own lock from a pass cut short by a Redis outage; a persistent Redis keeps it
+            # after a restart, which held every relay back for the rest of its 30 s.
+            await self.redis.eval(_RELEASE, 1, self.lock_key, stale)  # type: ignore[misc]
+            self._unreleased.discard(stale)
         token = secrets.token_hex(8)
-        if not await self.redis.set(self.lock_key, token, nx=True, px=self.lock_ms):
+        try:
+            acquired = await self.redis.set(self.lock_key, token, nx=True, px=self.lock_ms)
+        except (RedisError, OSError):
+            self._unreleased.add(token)  # the SET may have landed just before the connection broke
+            raise
+        if not acquired:
             return None
         try:
             row = await self.graph.read_one(PENDING_EVENTS, limit=self.batch)
@@ -177,7 +190,11 @@ class EventRelay:
                     self.relayed += len(done)
             return len(events)
         finally:
-            await self.redis.eval(_RELEASE, 1, self.lock_key, token)  # type: ignore[misc]
+            try:
+                await self.redis.eval(_RELEASE, 1, self.lock_key, token)
+            except (RedisError, OSError):
+                self._unreleased.add(token)
+                raise
 
     async def flush(self, *, timeout: float = 2.0) -> bool:
         """Relay until nothing is pending; ``False`` when it could not finish in *timeout*.
