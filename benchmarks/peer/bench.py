@@ -53,7 +53,7 @@ sys.path.insert(0, str(ROOT))
 from api.auth import issue_token
 from api.runtime import Endpoints, endpoints
 from api.settings import Settings
-from benchmarks.harness import server_process
+from benchmarks.harness import UNLIMITED_RATE, server_process
 from benchmarks.peer import loadgen
 from benchmarks.peer.operations import TITLE_PREFIX, Operation, Targets, operations
 from graph.client import GraphClient, to_datetime
@@ -66,13 +66,7 @@ SEED = 7
 #: our server's settings for the run: background jobs off (they would compete for the two
 #: cores at random moments), and rate-limit budgets no benchmark can exhaust (the peer has
 #: no rate limiter; ours still checks its Redis buckets on every request, as in production)
-OURS_SETTINGS = {
-    "QUANZI_SCHEDULER_INTERVAL": "0",
-    "QUANZI_RATE_LIMIT_PRINCIPAL_BURST": "1000000000",
-    "QUANZI_RATE_LIMIT_PRINCIPAL_PER_SECOND": "1000000000",
-    "QUANZI_RATE_LIMIT_IP_BURST": "1000000000",
-    "QUANZI_RATE_LIMIT_IP_PER_SECOND": "1000000000",
-}
+OURS_SETTINGS = {"QUANZI_SCHEDULER_INTERVAL": "0", **UNLIMITED_RATE}
 
 # --------------------------------------------------------------------------------------
 # Targets: what the operations read, picked from the graph (deterministic for a dataset)
