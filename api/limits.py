@@ -207,15 +207,32 @@ def analyse(schema: GraphQLSchema, document: DocumentNode, *, operation_name: st
     return Analysis(depth=depth, aliases=aliases, cost=max(cost, 1))
 
 
+#: longer documents are parsed every time: 512 cached 1 MB documents would hold 512 MB
+_CACHED_QUERY_LENGTH = 20_000
+
+
 @lru_cache(maxsize=512)
-def _parse(query: str, max_tokens: int | None) -> DocumentNode:
+def _parse_cached(query: str, max_tokens: int | None) -> DocumentNode:
     return parse(query, max_tokens=max_tokens)
 
 
+def _parse(query: str, max_tokens: int | None) -> DocumentNode:
+    if len(query) > _CACHED_QUERY_LENGTH:
+        return parse(query, max_tokens=max_tokens)
+    return _parse_cached(query, max_tokens)
+
+
 @lru_cache(maxsize=512)
-def _validate(schema: GraphQLSchema, document: DocumentNode, rules: tuple[Any, ...],
-              hide_suggestions: bool) -> list[GraphQLError]:
+def _validate_cached(schema: GraphQLSchema, document: DocumentNode, rules: tuple[Any, ...],
+                     hide_suggestions: bool) -> list[GraphQLError]:
     return validate(schema, document, rules, hide_suggestions=hide_suggestions)
+
+
+def _validate(schema: GraphQLSchema, document: DocumentNode, rules: tuple[Any, ...], hide_suggestions: bool,
+              query: str | None) -> list[GraphQLError]:
+    if query is None or len(query) > _CACHED_QUERY_LENGTH:
+        return validate(schema, document, rules, hide_suggestions=hide_suggestions)
+    return _validate_cached(schema, document, rules, hide_suggestions)
 
 
 def _reject(message: str, code: ErrorCode, **details: object) -> GraphQLError:
@@ -285,7 +302,7 @@ class QueryGuard(SchemaExtension):
                 ErrorCode.TOO_MANY_ALIASES, limit=limits.max_aliases, actual=analysis.aliases)]
         else:
             ctx.pre_execution_errors = _validate(schema, document, tuple(ctx.validation_rules),
-                                                 limits.hide_suggestions)
+                                                 limits.hide_suggestions, ctx.query)
             if not ctx.pre_execution_errors:
                 self.cost = analysis.cost
                 if limits.max_cost and analysis.cost > limits.max_cost:

@@ -213,3 +213,14 @@ async def test_variables_of_the_wrong_type_are_the_callers_error(guarded: Api, d
     (error,) = body["errors"]
     assert error["extensions"]["code"] == "GRAPHQL_VALIDATION_FAILED", error
     assert error["message"].startswith("Variable '$v'")
+
+
+def test_only_short_documents_are_cached() -> None:
+    from api.limits import _parse, _parse_cached
+
+    _parse_cached.cache_clear()
+    short = "{ viewer { __typename } }"
+    assert _parse(short, 2_000) is _parse(short, 2_000)
+    long = "{ viewer { __typename } }" + "#" * 30_000
+    assert _parse(long, 2_000) is not _parse(long, 2_000)  # parsed each time, never held
+    assert _parse_cached.cache_info().currsize == 1
