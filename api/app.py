@@ -88,7 +88,8 @@ class Resources:
 def repositories(graph: GraphClient, redis: aioredis.Redis, settings: Settings) -> Repositories:
     from graph.privacy import GraphPrivacy
 
-    webhooks = GraphWebhooks(graph)
+    allow_private = settings.webhook_allow_private or settings.development
+    webhooks = GraphWebhooks(graph, allow_private=allow_private)
     return Repositories(
         members=GraphMemberRepository(graph),
         communities=GraphCommunityRepository(graph),
@@ -98,7 +99,7 @@ def repositories(graph: GraphClient, redis: aioredis.Redis, settings: Settings) 
         recommendations=GraphRecommender(graph, redis, ttl_seconds=settings.recommendation_ttl_seconds),
         campaigns=GraphCampaigns(graph),
         events=StreamHub(redis, buffer=settings.subscription_buffer),
-        webhooks=WebhookService(webhooks, WebhookOutbox(redis, webhooks), WebhookDispatcher(redis)),
+        webhooks=WebhookService(webhooks, WebhookOutbox(redis, webhooks), WebhookDispatcher(redis, allow_private=allow_private)),
         privacy=GraphPrivacy(graph, redis),
     )
 

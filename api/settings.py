@@ -56,6 +56,9 @@ class Settings(BaseSettings):
     subscription_buffer: int = Field(default=1_000, ge=1)
     #: how often webhook deliveries due for (re)sending are looked for (seconds)
     webhook_interval: float = Field(default=0.5, gt=0)
+    #: allow webhook URLs on private or local addresses (always allowed in development);
+    #: off, registration refuses them and delivery checks where the name resolves (SSRF)
+    webhook_allow_private: bool = False
 
     #: log lines as one JSON object each (``json``) or readable text; unset: text in development, else json
     log_format: Literal["json", "text"] | None = None

@@ -17,6 +17,7 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
+import ipaddress
 from urllib.parse import urlsplit
 
 from domain.errors import ValidationFailed
@@ -38,6 +39,7 @@ __all__ = [
     "signature_header",
     "validate_event_types",
     "validate_url",
+    "is_public_address",
     "verify",
 ]
 
@@ -146,8 +148,20 @@ def backoff(attempt: int, *, base: float = 1.0, cap: float = BACKOFF_CAP_SECONDS
     return float(min(cap, base * 2 ** min(attempt - 1, 62)))
 
 
-def validate_url(url: str) -> str:
-    """The URL, stripped, when it is an absolute http(s) URL of at most 2,000 characters."""
+def is_public_address(ip: str) -> bool:
+    """True for a globally routable address (not private, loopback, link-local, shared or reserved)."""
+    try:
+        return ipaddress.ip_address(ip.split("%", 1)[0]).is_global
+    except ValueError:
+        return False
+
+
+def validate_url(url: str, *, allow_private: bool = True) -> str:
+    """The URL, stripped, when it is an absolute http(s) URL of at most 2,000 characters.
+
+    Without *allow_private*, a host that is a non-public IP literal or ``localhost`` is
+    refused (server-side request forgery); names are checked again when delivering.
+    """
     cleaned = url.strip()
     if not cleaned:
         raise ValidationFailed("the webhook URL is required", field="input.url")
@@ -165,7 +179,18 @@ def validate_url(url: str) -> str:
         raise ValidationFailed("the webhook URL must use http or https", field="input.url")
     if not host:
         raise ValidationFailed("the webhook URL needs a host", field="input.url")
+    if not allow_private and (host == "localhost" or host.endswith(".localhost")
+                              or (_is_ip(host) and not is_public_address(host))):
+        raise ValidationFailed("the webhook URL points at a private or local address", field="input.url")
     return cleaned
+
+
+def _is_ip(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host.split("%", 1)[0])
+    except ValueError:
+        return False
+    return True
 
 
 def validate_event_types(event_types: Iterable[str]) -> tuple[str, ...]:

@@ -27,11 +27,13 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import socket
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Self
+from urllib.parse import urlsplit
 
 import httpx
 import redis.asyncio as aioredis
@@ -50,6 +52,7 @@ from domain.webhooks import (
     new_webhook_id,
     signature_header,
     validate_event_types,
+    is_public_address,
     validate_url,
 )
 from graph.client import GraphClient, Tx, now, to_datetime
@@ -92,11 +95,13 @@ def webhook_from(p: Any) -> Webhook:
 @dataclass
 class GraphWebhooks:
     graph: GraphClient
+    #: False in production: URLs pointing at private or local addresses are refused
+    allow_private: bool = True
 
     async def create(self, tenant: str, url: str, event_types: Iterable[str]) -> Webhook:
         """A new active webhook with a fresh 32-byte signing secret."""
         props = {
-            "id": new_webhook_id(), "tenantId": tenant, "url": validate_url(url),
+            "id": new_webhook_id(), "tenantId": tenant, "url": validate_url(url, allow_private=self.allow_private),
             "eventTypes": list(validate_event_types(event_types)), "secret": new_secret(),
             "createdAt": now(), "active": True,
         }
@@ -263,6 +268,22 @@ def _delivery_from(raw: bytes | str) -> Delivery:
     )
 
 
+async def _private_target(url: str) -> str | None:
+    """Why *url* must not be sent to (its host resolves to a non-public address), or None.
+
+    A name is resolved here and again by the HTTP client, so a DNS answer that changes in
+    between is not caught; pinning the address would need the client to connect to it.
+    """
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    try:
+        infos = await asyncio.get_running_loop().getaddrinfo(host, parts.port or 443, type=socket.SOCK_STREAM)
+    except OSError as exc:
+        return f"refused: cannot resolve {host}: {exc}"
+    private = sorted({str(info[4][0]) for info in infos if not is_public_address(str(info[4][0]))})
+    return f"refused: {host} resolves to a private or local address ({', '.join(private)})" if private else None
+
+
 class WebhookDispatcher:
     """Claims due deliveries, POSTs them signed, and reschedules or gives up on failures."""
 
@@ -270,8 +291,11 @@ class WebhookDispatcher:
                  namespace: str = DEFAULT_NAMESPACE, max_attempts: int = MAX_ATTEMPTS,
                  backoff: Callable[[int], float] = backoff, batch: int = 100, concurrency: int = 16,
                  lease_seconds: float | None = None, log_max: int = LOG_MAX,
-                 state_ttl: int = STATE_TTL_SECONDS) -> None:
+                 state_ttl: int = STATE_TTL_SECONDS, allow_private: bool = True) -> None:
         self.redis = redis
+        #: False in production: a URL whose host resolves to a private or local address is
+        #: not sent to (checked at each attempt, so a DNS change after registration is caught)
+        self.allow_private = allow_private
         self._own_http = http is None
         self.http = http if http is not None else httpx.AsyncClient(timeout=timeout, follow_redirects=False)
         self.timeout = timeout
@@ -332,19 +356,24 @@ class WebhookDispatcher:
         }
         status: int | None = None
         error: str | None = None
-        try:
-            response = await self.http.post(_text(d["url"]), content=body, headers=headers, timeout=self.timeout)
-            status = response.status_code
-            delivered = 200 <= status < 300
-            if not delivered:
-                error = f"HTTP {status}"
-        except httpx.HTTPError as exc:
-            delivered = False
-            error = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+        url = _text(d["url"])
+        refused = None if self.allow_private else await _private_target(url)
+        if refused is not None:
+            delivered, error = False, refused
+        else:
+            try:
+                response = await self.http.post(url, content=body, headers=headers, timeout=self.timeout)
+                status = response.status_code
+                delivered = 200 <= status < 300
+                if not delivered:
+                    error = f"HTTP {status}"
+            except httpx.HTTPError as exc:
+                delivered = False
+                error = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
         next_at: float | None = None
         if delivered:
             state = "delivered"
-        elif attempt >= self.max_attempts:
+        elif attempt >= self.max_attempts or refused is not None:  # a refused target is never retried
             state = "failed"
         else:
             state = "pending"

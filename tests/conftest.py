@@ -62,9 +62,10 @@ def settings() -> Settings:
     # background jobs off: tests drive the relay (flush after mutations) and recomputes themselves
     # short websocket limits keep the protocol tests fast (defaults: 3 s, 20 subscriptions)
     # rate limiting off: every test request comes from one IP; tests/test_rate_limits.py runs its own app
+    # webhooks may target the tests' local receivers (tests/test_webhooks.py checks the refusal)
     return Settings(env="test", jwt_secret=JWT_SECRET, demo_members=0, relay_interval=3600,  # type: ignore[arg-type]
                     scheduler_interval=0, ws_init_timeout_seconds=1.0, ws_max_subscriptions=3,
-                    ws_ping_seconds=0.3, rate_limit=False)
+                    ws_ping_seconds=0.3, rate_limit=False, webhook_allow_private=True)
 
 
 @pytest_asyncio.fixture(scope="session")

@@ -61,3 +61,20 @@ async def test_bad_urls_and_roles_are_refused(api: Any) -> None:
     assert bad["registerWebhook"] == {"__typename": "ValidationError", "code": "VALIDATION_FAILED", "field": "input.url"}
     assert member["registerWebhook"]["code"] == "FORBIDDEN"
     assert other["errors"][0]["extensions"]["code"] == "NOT_FOUND"
+
+
+async def test_outside_development_private_targets_are_refused(stack: Any) -> None:
+    from api.auth import issue_token
+    from api.settings import Settings
+    from tests.conftest import JWT_SECRET, own_app
+
+    settings = Settings(env="test", jwt_secret=JWT_SECRET, demo_members=0, relay_interval=3600,  # type: ignore[arg-type]
+                        scheduler_interval=0)
+    assert settings.webhook_allow_private is False  # the default
+    token = issue_token(settings, tenant="ten_ssrf", roles=["integrator"])
+    async with own_app(stack, settings) as client:
+        response = await client.post("/graphql", json={"query": REGISTER, "variables": {
+            "url": "http://169.254.169.254/latest/meta-data", "types": ["MEMBER_JOINED"]}},
+            headers={"Authorization": f"Bearer {token}"})
+    assert response.json()["data"]["registerWebhook"] == {
+        "__typename": "ValidationError", "code": "VALIDATION_FAILED", "field": "input.url"}

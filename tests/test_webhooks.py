@@ -6,6 +6,7 @@ import asyncio
 import hashlib
 import hmac
 import json
+import socket
 import time
 import uuid
 from collections import defaultdict
@@ -23,7 +24,7 @@ from starlette.routing import Route
 
 from domain.errors import ValidationFailed
 from domain.events import Event, EventType
-from domain.webhooks import backoff, delivery_body, sign, signature_header, validate_url, verify
+from domain.webhooks import backoff, delivery_body, is_public_address, sign, signature_header, validate_url, verify
 from graph.events import event
 from graph.webhooks import GraphWebhooks, WebhookDispatcher, WebhookOutbox
 
@@ -388,3 +389,36 @@ async def test_deactivated_webhooks_receive_nothing(graph, redis_client, tenant,
     assert await dispatcher.run_once(time.time() + 10_000) == 0
     assert [json.loads(r.body)["id"] for r in receiver.requests[name]] == [before.id]
     assert await dispatcher.state(hook.id, after.id) is None
+
+
+# --- private and local targets (server-side request forgery) ------------------------------
+
+
+@pytest.mark.parametrize("url", ["http://127.0.0.1:8080/h", "http://10.1.2.3/h", "http://192.168.0.9/h",
+                                 "http://169.254.169.254/latest/meta-data", "http://[::1]/h", "http://0.0.0.0/h",
+                                 "http://localhost/h", "http://api.localhost/h", "http://100.64.0.1/h"])
+async def test_private_and_local_urls_are_refused_when_not_allowed(graph, tenant, url):
+    with pytest.raises(ValidationFailed) as caught:
+        await GraphWebhooks(graph, allow_private=False).create(tenant, url, [EventType.MEMBER_REGISTERED])
+    assert caught.value.message == "the webhook URL points at a private or local address"
+    assert validate_url(url) == url  # allowed where private targets are (development, tests)
+
+
+def test_public_addresses_are_public():
+    assert is_public_address("93.184.216.34") and is_public_address("2606:2800:220:1:248:1893:25c8:1946")
+    assert not any(is_public_address(a) for a in ("127.0.0.1", "10.0.0.1", "172.16.5.4", "fe80::1", "::1", "x"))
+
+
+async def test_a_name_resolving_to_a_private_address_is_not_sent_to(graph, redis_client, tenant, ns, receiver, name):
+    webhooks = GraphWebhooks(graph, allow_private=False)
+    # a name (not a literal) passes registration; where it resolves is checked at each attempt
+    url = receiver.url(name).replace("127.0.0.1", socket.gethostname())
+    hook = await webhooks.create(tenant, url, [EventType.MEMBER_REGISTERED])
+    outbox = WebhookOutbox(redis_client, webhooks, namespace=ns)
+    async with WebhookDispatcher(redis_client, namespace=ns, allow_private=False) as dispatcher:
+        assert await outbox.enqueue(registered(tenant, memberId="mem_1")) == 1
+        assert await dispatcher.run_once() == 1
+        (entry,) = await dispatcher.deliveries(hook.id, 10)
+    assert receiver.requests[name] == []
+    assert entry.delivered is False and entry.next_attempt_at is None  # given up at once, never retried
+    assert entry.error is not None and "resolves to a private or local address" in entry.error
