@@ -47,16 +47,14 @@ import pytest
 import pytest_asyncio
 import redis.asyncio as aioredis
 
-from api.app import create_app
 from api.auth import issue_token
 from api.settings import Settings
 from domain.recommendations import RecommendationKind
 from graph.client import GraphClient
 from graph.embedded import EmbeddedGraph, EmbeddedRedis
-from graph.migrations import migrate
 from graph.recommendations import cache_key
 from graph.streams import stream_key
-from tests.conftest import CLIENTS, JWT_SECRET, PASSWORD
+from tests.conftest import JWT_SECRET, PASSWORD, graph_client, running_app
 
 pytestmark = pytest.mark.slow
 
@@ -142,13 +140,8 @@ def own_graph(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedGrap
 
 @pytest_asyncio.fixture(scope="module")
 async def own_graph_client(own_graph: EmbeddedGraph) -> AsyncIterator[GraphClient]:
-    client = GraphClient.connect(own_graph.uri, user="root", password=PASSWORD, database="quanzi")
-    await migrate(client)
-    CLIENTS.append(client)
-    try:
+    async with graph_client(own_graph.uri) as client:
         yield client
-    finally:
-        await client.close()
 
 
 @pytest.fixture
@@ -192,11 +185,8 @@ class Client:
 
 @contextlib.asynccontextmanager
 async def serving(graph: EmbeddedGraph, redis_url: str, tenant: str) -> AsyncIterator[Client]:
-    app = create_app(SETTINGS, graph_uri=graph.uri, redis_url=redis_url, graph_user="root",
-                     graph_password=PASSWORD, graph_database="quanzi")
-    async with app.router.lifespan_context(app):
+    async with running_app(SETTINGS, graph.uri, redis_url) as app:
         client: GraphClient = app.state.resources.graph
-        CLIENTS.append(client)
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://quanzi.test",
                                      timeout=60) as http:
             token = issue_token(SETTINGS, tenant=tenant, roles=["operator"])
