@@ -23,6 +23,7 @@ import itertools
 import json
 import logging
 import secrets
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
 from typing import Any
@@ -75,6 +76,10 @@ Consumer = Callable[[Event], Awaitable[None]]
 
 _RELEASE = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"""
+_EXTEND = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
 return 0
 """
 
@@ -164,8 +169,16 @@ class EventRelay:
             row = await self.graph.read_one(PENDING_EVENTS, limit=self.batch)
             events = [_event_from(r) for r in (row["events"] if row else [])]
             done: list[str] = []
+            extended = time.monotonic()
             try:
                 for e in events:
+                    if time.monotonic() - extended > self.lock_ms / 3_000:
+                        # A slow pass (a slow graph or webhook target) keeps its lock instead of
+                        # letting a second relay start on the same events; a lost lock ends the pass.
+                        if not await self.redis.eval(_EXTEND, 1, self.lock_key, token, self.lock_ms):  # type: ignore[misc]
+                            log.warning("relay lock lost during a pass; the rest of the batch waits")
+                            break
+                        extended = time.monotonic()
                     try:
                         for consume in self.consumers:
                             await consume(e)

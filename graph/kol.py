@@ -19,6 +19,7 @@ Redis layout for tenant ``t``, scope ``s`` (``tenant``, ``com_…`` or ``tag_…
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import logging
 import secrets
@@ -185,10 +186,12 @@ async def compute(graph: GraphClient, tenant: str, scope: Scope, *, graph_versio
     projection = await pull_engagement(graph, tenant, scope)
     pulled = time.perf_counter()
     stage("projection")
-    inputs = inputs_from(projection)
+    # The numeric work takes seconds on a large tenant: run it off the event loop so the
+    # server keeps answering requests while a scheduled recompute runs in the same process.
+    inputs = await asyncio.to_thread(inputs_from, projection)
     algos = time.perf_counter()
     stage("algorithms")
-    scores = score_influence(inputs, weights, koc)
+    scores = await asyncio.to_thread(score_influence, inputs, weights, koc)
     scored = time.perf_counter()
     stage("scoring")
     out_degree, in_degree = algorithms.degrees(projection.n, projection.follow_src, projection.follow_dst)

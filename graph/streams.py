@@ -27,7 +27,7 @@ from redis.exceptions import RedisError
 from domain.events import Event, EventType, StreamedEvent
 from graph.client import to_micros
 
-__all__ = ["StreamEntry", "StreamHub", "StreamPublisher", "SlowConsumer", "stream_key"]
+__all__ = ["SlowConsumer", "StreamEntry", "StreamHub", "StreamPublisher", "stream_key"]
 
 log = logging.getLogger(__name__)
 
@@ -135,10 +135,17 @@ class StreamHub:
             for queue in list(state.queues):  # the reader ended: never leave a subscriber waiting forever
                 _drop(state, queue)
 
-    async def history(self, tenant: str, after: str) -> list[StreamEntry]:
-        """Entries after cursor *after* (exclusive), oldest first."""
-        entries = await self.redis.xrange(stream_key(tenant), min="(" + after, max="+")
-        return [_entry(i, f) for i, f in entries]
+    async def history(self, tenant: str, after: str, *, page: int = 500) -> AsyncIterator[StreamEntry]:
+        """Entries after cursor *after* (exclusive), oldest first, read *page* at a time so a
+        subscriber resuming far behind never pulls the whole stream into memory at once."""
+        while True:
+            entries = await self.redis.xrange(stream_key(tenant), min="(" + after, max="+", count=page)
+            for entry_id, fields in entries:
+                entry = _entry(entry_id, fields)
+                after = entry.cursor
+                yield entry
+            if len(entries) < page:
+                return
 
     @contextlib.asynccontextmanager
     async def _subscribe(self, tenant: str) -> AsyncIterator[asyncio.Queue[StreamEntry | None]]:
@@ -171,7 +178,7 @@ class StreamHub:
         async with self._subscribe(tenant) as queue:
             seen = after or ""
             if after is not None:
-                for entry in await self.history(tenant, after):
+                async for entry in self.history(tenant, after):
                     seen = entry.cursor
                     yield entry
             while True:

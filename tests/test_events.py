@@ -7,6 +7,7 @@ them pending while a consumer (Redis) is unavailable.
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import pytest
@@ -171,3 +172,54 @@ async def test_a_poison_event_is_set_aside_so_later_events_still_flow(
     assert await relay.flush(timeout=10)
     assert delivered == [good] and len(relay.set_aside) == 1
     assert await graph.read(PENDING_OF_TENANT, tenant=tenant) == []
+
+
+async def test_a_slow_pass_extends_its_lock_so_no_second_relay_starts(
+    graph: GraphClient, redis_client: aioredis.Redis, tenant: str
+) -> None:
+    repo = GraphMemberRepository(graph)
+    ids = [await register(repo, tenant, f"S{i}") for i in range(4)]
+    seen: list[str] = []
+
+    async def slow(e: Event) -> None:
+        if e.tenant == tenant:
+            await asyncio.sleep(0.25)
+            seen.append(e.payload["memberId"])
+
+    first = EventRelay(graph, redis_client, [slow], lock_ms=300)
+    second = EventRelay(graph, redis_client, lock_ms=300)
+    await redis_client.delete(first.lock_key)
+    task = asyncio.create_task(first.relay_once())
+    await asyncio.sleep(0.7)  # past the 300 ms lock: only the extensions keep it
+
+    assert await second.relay_once() is None
+    await task
+    assert seen == ids
+
+
+async def test_a_pass_that_lost_its_lock_stops_and_leaves_the_rest_pending(
+    graph: GraphClient, redis_client: aioredis.Redis, tenant: str
+) -> None:
+    repo = GraphMemberRepository(graph)
+    ids = [await register(repo, tenant, f"L{i}") for i in range(4)]
+    seen: list[str] = []
+    relay = EventRelay(graph, redis_client, lock_ms=300)
+
+    async def slow(e: Event) -> None:
+        if e.tenant == tenant:
+            seen.append(e.payload["memberId"])
+            await asyncio.sleep(0.25)
+            if len(seen) == 1:
+                await redis_client.set(relay.lock_key, "taken-over", px=5_000)
+
+    relay.consumers = [slow]
+    await redis_client.delete(relay.lock_key)
+    try:
+        await relay.relay_once()
+    finally:
+        await redis_client.delete(relay.lock_key)
+
+    assert seen == ids[:1]
+    assert len(await graph.read(PENDING_OF_TENANT, tenant=tenant)) == 3
+    assert await relay.flush(timeout=10)
+    assert seen == ids

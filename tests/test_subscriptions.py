@@ -223,3 +223,27 @@ def test_protocol_defaults_match_the_issue() -> None:
 
     s = Settings()
     assert (s.ws_init_timeout_seconds, s.ws_max_subscriptions, s.subscription_buffer) == (3.0, 20, 1_000)
+
+
+async def test_history_is_read_a_page_at_a_time_in_order_without_gaps(redis_client: aioredis.Redis, tenant: str) -> None:
+    publisher = StreamPublisher(redis_client)
+    for i in range(8):
+        await publisher.publish(event(tenant, EventType.MEMBER_JOINED, memberId=f"mem_{i}", communityId="com_x"))
+    first = (await redis_client.xrange(f"q:{tenant}:stream", count=1))[0][0].decode()
+    hub = StreamHub(redis_client)
+    calls = 0
+    xrange = redis_client.xrange
+
+    async def counting_xrange(*args: Any, **kwargs: Any) -> Any:  # counts real XRANGE calls, no fake
+        nonlocal calls
+        calls += 1
+        return await xrange(*args, **kwargs)
+
+    redis_client.xrange = counting_xrange  # type: ignore[method-assign]
+    try:
+        got = [e.payload["memberId"] async for e in hub.history(tenant, first, page=3)]
+    finally:
+        del redis_client.xrange
+
+    assert got == [f"mem_{i}" for i in range(1, 8)]
+    assert calls == 3  # 3 + 3 + 1 entries
