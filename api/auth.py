@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable
+from datetime import UTC, datetime
 
 import jwt
 
@@ -16,7 +17,7 @@ from api.settings import Settings
 from domain.auth import ANONYMOUS, Principal, Role, Scope
 from domain.errors import NotAuthenticated, ValidationFailed
 
-__all__ = ["issue_token", "principal_from_header", "decode_token"]
+__all__ = ["decode_token", "issue_token", "principal_from_header"]
 
 
 def issue_token(
@@ -75,7 +76,8 @@ def decode_token(settings: Settings, token: str) -> Principal:
     member = claims.get("member")
     if not isinstance(tenant, str) or not tenant or (member is not None and not isinstance(member, str)):
         raise NotAuthenticated("the bearer token has a malformed tenant or member claim")
-    return Principal(tenant_id=tenant, member_id=member, roles=roles, scopes=scopes, subject=str(claims["sub"]))
+    return Principal(tenant_id=tenant, member_id=member, roles=roles, scopes=scopes, subject=str(claims["sub"]),
+                     expires_at=datetime.fromtimestamp(claims["exp"], UTC))
 
 
 def principal_from_header(settings: Settings, header: str | None) -> Principal:

@@ -8,11 +8,12 @@ acts in, the member it is (if any), its roles and scopes. Every query is scoped 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from enum import StrEnum
 
 from domain.errors import NotAuthenticated, PermissionDenied
 
-__all__ = ["Role", "Scope", "Principal", "ANONYMOUS", "mask_phone", "mask_wechat_id"]
+__all__ = ["ANONYMOUS", "Principal", "Role", "Scope", "mask_phone", "mask_wechat_id"]
 
 
 class Role(StrEnum):
@@ -43,6 +44,8 @@ class Principal:
     roles: frozenset[Role] = frozenset()
     scopes: frozenset[Scope] = frozenset()
     subject: str | None = None
+    #: when the credential stops being valid (a token's ``exp``); long-lived subscriptions check it
+    expires_at: datetime | None = None
 
     @property
     def is_authenticated(self) -> bool:

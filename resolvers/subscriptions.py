@@ -2,8 +2,9 @@
 
 Every event carries a ``cursor``; pass the last one you received as ``after`` when you
 reconnect and you get every later event exactly once, in order. Who may subscribe to
-what is checked when the subscription starts: members only to communities they belong to
-and to their own referrals; purchases and rankings are for staff. Personal data in the
+what is checked when the subscription starts — members only to communities they belong to
+and to their own referrals; purchases and rankings are for staff — and again as events
+flow: a subscription ends when its token expires or when its member leaves the community. Personal data in the
 events is masked as everywhere else unless the token holds ``pii:read``.
 
 A websocket context lives as long as the connection, so its DataLoaders are dropped
@@ -20,7 +21,7 @@ from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 import strawberry
 
 from domain.auth import STAFF_ROLES, Role
-from domain.errors import NotFound, PermissionDenied, ValidationFailed
+from domain.errors import NotAuthenticated, NotFound, PermissionDenied, ValidationFailed
 from domain.events import EventType, StreamedEvent
 from domain.ids import Kind, require_id
 from resolvers.common import XInfo
@@ -156,12 +157,26 @@ class KolRankingChangedEvent(LiveEvent):
     top_member_ids: list[strawberry.ID] = strawberry.field(description="The new top 10, best first.")
 
 
-async def _events(info: XInfo, after: str | None, kind: EventType,
-                  keep: Callable[[StreamedEvent], bool]) -> AsyncGenerator[StreamedEvent, None]:
+async def _events(info: XInfo, after: str | None, kind: EventType, keep: Callable[[StreamedEvent], bool],
+                  community_id: str | None = None) -> AsyncGenerator[StreamedEvent, None]:
+    """The tenant's events of *kind* that pass *keep*, for as long as the caller may see them.
+
+    Permissions are re-checked as the stream moves, not only at the start: the subscription
+    ends (before the next event) once the token has expired, and a member's subscription to a
+    community's events ends at the event of that member leaving it.
+    """
     if after is not None and not _is_cursor(after):
         raise ValidationFailed("after must be a cursor from a previous event, like 1700000000000-0", field="after")
     ctx = info.context
+    principal = ctx.principal
+    watch_leave = community_id is not None and not principal.is_staff and principal.member_id is not None
     async for entry in ctx.repos.events.entries(ctx.tenant, after=after):
+        if principal.expires_at is not None and datetime.now(UTC) >= principal.expires_at:
+            raise NotAuthenticated("the bearer token has expired: reconnect with a new token and "
+                                   "resume with `after` set to the last cursor you received")
+        if (watch_leave and entry.type is EventType.MEMBER_LEFT and entry.payload.get("memberId") == principal.member_id
+                and entry.payload.get("communityId") == community_id):
+            raise PermissionDenied(f"you left community {community_id!r}; its events stop here")
         if entry.type is kind and keep(entry):
             ctx.reset_loaders()
             yield entry
@@ -191,7 +206,8 @@ class Subscription:
                             after: str | None = None) -> AsyncGenerator[MemberJoinedEvent, None]:
         require_id(community_id, Kind.COMMUNITY, field="communityId")
         await _require_community_access(info, community_id)
-        async for e in _events(info, after, EventType.MEMBER_JOINED, lambda e: e.payload["communityId"] == community_id):
+        async for e in _events(info, after, EventType.MEMBER_JOINED, lambda e: e.payload["communityId"] == community_id,
+                               community_id):
             yield MemberJoinedEvent(**_base(e, info.context.tenant), community_id=community_id,  # type: ignore[arg-type]
                                     _member_id=e.payload["memberId"])
 
@@ -200,7 +216,8 @@ class Subscription:
                              after: str | None = None) -> AsyncGenerator[ContentPostedEvent, None]:
         require_id(community_id, Kind.COMMUNITY, field="communityId")
         await _require_community_access(info, community_id)
-        async for e in _events(info, after, EventType.CONTENT_POSTED, lambda e: e.payload["communityId"] == community_id):
+        async for e in _events(info, after, EventType.CONTENT_POSTED, lambda e: e.payload["communityId"] == community_id,
+                               community_id):
             yield ContentPostedEvent(**_base(e, info.context.tenant), community_id=community_id,  # type: ignore[arg-type]
                                      _content_id=e.payload["contentId"])
 
@@ -213,7 +230,8 @@ class Subscription:
         if content is None:
             raise NotFound(f"no content {content_id!r}", field="contentId")
         await _require_community_access(info, content.community_id)
-        async for e in _events(info, after, EventType.COMMENT_ADDED, lambda e: e.payload["contentId"] == content_id):
+        async for e in _events(info, after, EventType.COMMENT_ADDED, lambda e: e.payload["contentId"] == content_id,
+                               content.community_id):
             yield CommentAddedEvent(**_base(e, info.context.tenant), content_id=content_id,  # type: ignore[arg-type]
                                     _comment_id=e.payload["commentId"])
 

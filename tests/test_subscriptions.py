@@ -15,6 +15,7 @@ import redis.asyncio as aioredis
 import websockets
 from websockets.exceptions import ConnectionClosed
 
+from api.auth import issue_token
 from domain.events import EventType
 from graph.events import event
 from graph.streams import SlowConsumer, StreamHub, StreamPublisher
@@ -247,3 +248,56 @@ async def test_history_is_read_a_page_at_a_time_in_order_without_gaps(redis_clie
 
     assert got == [f"mem_{i}" for i in range(1, 8)]
     assert calls == 3  # 3 + 3 + 1 entries
+
+
+LEAVE = """
+mutation($c: ID!, $m: ID) { leaveCommunity(communityId: $c, asMemberId: $m) { __typename } }
+"""
+
+
+async def test_a_member_who_leaves_a_community_stops_receiving_its_events(
+    api: Any, operator_token: str, ws_url: str
+) -> None:
+    com = await community(api, operator_token, "Leavers")
+    me = (await register(api, operator_token, "Leaver"))["id"]
+    await join(api, operator_token, com, me)
+    client = await ack(ws_url, api.token("member", member=me))
+    op = await client.subscribe(JOINED, {"c": com})
+    await started(client)
+
+    first = (await register(api, operator_token, "Before"))["id"]
+    await join(api, operator_token, com, first)
+    [before] = await joined_events(client, 1)
+    await api.ok(LEAVE, {"c": com, "m": me}, token=operator_token)
+    later = (await register(api, operator_token, "After"))["id"]
+    await join(api, operator_token, com, later)
+    ended, done = await client.recv(), await client.recv()
+
+    assert before["member"]["id"] == first
+    assert ended["type"] == "next" and ended["payload"]["data"] is None
+    assert ended["payload"]["errors"][0]["extensions"]["code"] == "FORBIDDEN"
+    assert done == {"id": op, "type": "complete"}
+    assert later not in json.dumps(ended)
+    await client.ws.close()
+
+
+async def test_a_subscription_ends_when_its_token_expires(api: Any, operator_token: str, ws_url: str) -> None:
+    com = await community(api, operator_token, "Expiring")
+    short = issue_token(api.settings, tenant=api.tenant, roles=("operator",), ttl_seconds=2)
+    client = await ack(ws_url, short)
+    op = await client.subscribe(JOINED, {"c": com})
+    await started(client)
+    early = (await register(api, operator_token, "Early"))["id"]
+    await join(api, operator_token, com, early)
+    [got] = await joined_events(client, 1)
+
+    await asyncio.sleep(2.5)
+    late = (await register(api, operator_token, "Late"))["id"]
+    await join(api, operator_token, com, late)
+    ended, done = await client.recv(), await client.recv()
+
+    assert got["member"]["id"] == early
+    assert ended["payload"]["errors"][0]["extensions"]["code"] == "NOT_AUTHENTICATED"
+    assert "expired" in ended["payload"]["errors"][0]["message"]
+    assert done == {"id": op, "type": "complete"}
+    await client.ws.close()
