@@ -57,7 +57,7 @@ from graph.client import GraphClient
 from graph.commerce import GraphCommerceRepository
 from graph.communities import GraphCommunityRepository
 from graph.content import GraphContentRepository
-from graph.events import EventRelay
+from graph.events import EventRelay, watch_events
 from graph.growth import GrowthConsumer, GrowthService, KolScheduler
 from graph.kol import KolStore
 from graph.recommendations import GraphRecommender
@@ -128,16 +128,22 @@ class RelayAfterMutations(SchemaExtension):
     """After a mutation, relay its events before answering (read-your-writes for derived data).
 
     Bounded: when Redis is down the answer is not held up; the background relay catches up.
+    A mutation that recorded only events no read depends on at once (graph.events.DEFERRABLE,
+    e.g. a post) just wakes the background relay instead (issue 7: create post).
     """
 
     async def on_execute(self) -> AsyncIterator[None]:  # type: ignore[override]
+        recorded = watch_events()
         yield
         context = self.execution_context
         if context.graphql_document is None:
             return
         if context.operation_type is OperationType.MUTATION and isinstance(context.context, Context):
+            settle = context.context.settle_events
             flush = context.context.after_mutation
-            if flush is not None:
+            if settle is not None:
+                await settle(recorded)
+            elif flush is not None:
                 await flush()
 
 
@@ -317,7 +323,8 @@ class QuanziGraphQL(GraphQL[Context, RootValue]):
         resources: Resources = request.app.state.resources
         principal: Principal = request.scope.get("quanzi.principal", ANONYMOUS)
         context = Context(principal=principal, repos=resources.repos, request_id=request.scope.get("quanzi.request_id", "-"),
-                          after_mutation=lambda: resources.relay.flush(timeout=1.0))
+                          after_mutation=lambda: resources.relay.flush(timeout=1.0),
+                          settle_events=lambda recorded: resources.relay.after_mutation(recorded, timeout=1.0))
         limiter = resources.limiter
         if limiter is not None:
             ip = request.client.host if request.client is not None else "unknown"

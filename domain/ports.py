@@ -71,6 +71,8 @@ __all__ = [
     "CommunityFilter",
     "CommunityCounts",
     "ContentCounts",
+    "FeedItem",
+    "PostedContent",
     "MemberRepository",
     "CommunityRepository",
     "ContentRepository",
@@ -137,8 +139,29 @@ class ContentCounts:
     favorites: int = 0
 
 
+@dataclass(frozen=True, slots=True)
+class PostedContent:
+    """New content with its author and community as the write found them (no read after it)."""
+
+    content: Content
+    author: Member
+    community: Community
+
+
+@dataclass(frozen=True, slots=True)
+class FeedItem:
+    """A feed entry with what a feed's readers nest most: the author and the counts (one round trip)."""
+
+    content: Content
+    author: Member | None
+    counts: ContentCounts
+
+
 class MemberRepository(Protocol):
     async def get_many(self, tenant: str, ids: Sequence[str]) -> list[Member | None]: ...
+    async def first_pages(
+        self, tenant: str, ids: Sequence[str], *, communities: int | None, followers: int | None
+    ) -> list[tuple[Page[Membership], Page[Member]]]: ...
     async def list(
         self, tenant: str, *, filter: MemberFilter, order: MemberOrder, first: int, after: str | None
     ) -> Page[Member]: ...
@@ -170,6 +193,7 @@ class CommunityRepository(Protocol):
     async def role_of(self, tenant: str, member_id: str, community_id: str) -> MembershipRole | None: ...
     async def members(self, tenant: str, ids: Sequence[str], first: int, after: str | None) -> list[Page[Membership]]: ...
     async def feed(self, tenant: str, ids: Sequence[str], first: int, after: str | None) -> list[Page[Content]]: ...
+    async def feed_items(self, tenant: str, ids: Sequence[str], first: int, after: str | None) -> list[Page[FeedItem]]: ...
     async def counts(self, tenant: str, ids: Sequence[str]) -> list[CommunityCounts]: ...
 
 
@@ -177,7 +201,7 @@ class ContentRepository(Protocol):
     async def get_many(self, tenant: str, ids: Sequence[str]) -> list[Content | None]: ...
     async def comments_by_id(self, tenant: str, ids: Sequence[str]) -> list[Comment | None]: ...
     async def tags_by_id(self, tenant: str, ids: Sequence[str]) -> list[Tag | None]: ...
-    async def create(self, tenant: str, author_id: str, cmd: CreateContent, *, must_be_member: bool) -> Content: ...
+    async def create(self, tenant: str, author_id: str, cmd: CreateContent, *, must_be_member: bool) -> PostedContent: ...
     async def add_comment(self, tenant: str, author_id: str, cmd: AddComment) -> Comment: ...
     async def interact(self, tenant: str, member_id: str, content_id: str, kind: InteractionKind, *, on: bool) -> bool: ...
     async def comments(self, tenant: str, ids: Sequence[str], first: int, after: str | None) -> list[Page[Comment]]: ...

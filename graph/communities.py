@@ -18,11 +18,11 @@ from domain.models import (
     Page,
 )
 from domain.pagination import decode_cursor, encode_cursor
-from domain.ports import CommunityCounts, CommunityFilter, CommunityOrder
+from domain.ports import CommunityCounts, CommunityFilter, CommunityOrder, ContentCounts, FeedItem
 from graph.client import GraphClient, Tx, now
 from graph.cypher import cypher
 from graph.events import event, record
-from graph.mapping import community_from, content_from, membership_from
+from graph.mapping import community_from, content_from, member_from, membership_from
 from graph.paging import pages_by_parent, time_after, time_key
 
 __all__ = ["GraphCommunityRepository"]
@@ -137,8 +137,34 @@ FEED_PAGES = cypher(
       WHERE $afterAt IS NULL OR c.createdAt < $afterAt OR (c.createdAt = $afterAt AND c.id < $afterId)
       WITH p, c ORDER BY c.createdAt DESC, c.id DESC LIMIT $limit
       MATCH (c)<-[:POSTED]-(a:Member)
-      WITH p, c, a ORDER BY c.createdAt DESC, c.id DESC
-      RETURN collect({node: c, author: a.id, community: p.id}) AS items
+      WITH p, a, c {.id, .tenantId, .kind, .title, .body, .createdAt} AS node
+      ORDER BY node.createdAt DESC, node.id DESC
+      RETURN collect({node: node, author: a.id, community: p.id}) AS items
+    }
+    RETURN collect({pid: pid, items: items}) AS rows
+    """
+)
+# The feed with each post's author and counts, for documents that nest them (a feed page of
+# 20 with authors and like counts: one round trip instead of three; issue 7).
+FEED_ITEMS_PAGES = cypher(
+    """
+    UNWIND $ids AS pid
+    MATCH (p:Community {id: pid}) WITH * WHERE p.tenantId = $tenant
+    CALL (p) {
+      MATCH (p)<-[:IN]-(c:Content)
+      WHERE $afterAt IS NULL OR c.createdAt < $afterAt OR (c.createdAt = $afterAt AND c.id < $afterId)
+      WITH p, c ORDER BY c.createdAt DESC, c.id DESC LIMIT $limit
+      MATCH (c)<-[:POSTED]-(a:Member)
+      WITH p, a, c {.id, .tenantId, .kind, .title, .body, .createdAt} AS node,
+           a {.id, .tenantId, .displayName, .joinedAt, .channel, .level, .points, .city, .phone, .wechatId,
+              .inviteCode, .marketingConsent, .profilingConsent} AS authorNode,
+           COUNT { (c)<-[:LIKED]-(:Member) } AS likes,
+           COUNT { (c)<-[:ON]-(:Comment) } AS comments,
+           COUNT { (c)<-[:SHARED]-(:Member) } AS shares,
+           COUNT { (c)<-[:FAVORITED]-(:Member) } AS favorites
+      ORDER BY node.createdAt DESC, node.id DESC
+      RETURN collect({node: node, author: a.id, community: p.id, authorNode: authorNode, likes: likes,
+                      comments: comments, shares: shares, favorites: favorites}) AS items
     }
     RETURN collect({pid: pid, items: items}) AS rows
     """
@@ -291,6 +317,21 @@ class GraphCommunityRepository:
             row["rows"] if row else [], ids, first,
             lambda i: membership_from(i["id"], i["community"], {"role": i["role"], "joinedAt": i["at"]}, member=i["node"]),
             lambda i: time_key(i["at"], i["id"]),
+        )
+
+    async def feed_items(self, tenant: str, ids: Sequence[str], first: int, after: str | None) -> list[Page[FeedItem]]:
+        """The feed pages of *ids* with every post's author and counts, in one round trip."""
+        row = await self.graph.read_one(FEED_ITEMS_PAGES, tenant=tenant, ids=list(ids), limit=first + 1,
+                                        **time_after(after).params())
+        return pages_by_parent(
+            row["rows"] if row else [], ids, first,
+            lambda i: FeedItem(
+                content=content_from(i["node"], author_id=i["author"], community_id=i["community"]),
+                author=member_from(i["authorNode"]),
+                counts=ContentCounts(likes=int(i["likes"]), comments=int(i["comments"]), shares=int(i["shares"]),
+                                     favorites=int(i["favorites"])),
+            ),
+            lambda i: time_key(i["node"]["createdAt"], i["node"]["id"]),
         )
 
     async def feed(self, tenant: str, ids: Sequence[str], first: int, after: str | None) -> list[Page[Content]]:

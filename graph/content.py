@@ -11,11 +11,11 @@ from domain.errors import NotFound, PermissionDenied
 from domain.events import EventType
 from domain.ids import Kind, new_id
 from domain.models import Comment, Content, InteractionKind, Page, Tag
-from domain.ports import ContentCounts
+from domain.ports import ContentCounts, PostedContent
 from graph.client import GraphClient, Tx, now
 from graph.cypher import cypher
-from graph.events import event, record, touch_activity
-from graph.mapping import comment_from, content_from, tag_from
+from graph.events import activation, event, event_id, outbox_rows, record, touch_activity
+from graph.mapping import comment_from, community_from, content_from, member_from, tag_from
 from graph.paging import pages_by_parent, time_after, time_key
 
 __all__ = ["GraphContentRepository"]
@@ -50,19 +50,32 @@ POST_PRECHECK = cypher(
            a IS NOT NULL AND k IS NOT NULL AND EXISTS { (a)-[:MEMBER_OF]->(k) } AS isMember
     """
 )
+# One round trip for a post (issue 7): the checks are the two id lookups and the membership
+# pattern (no row: nothing written, and POST_PRECHECK then names the failing check), the
+# author's first activity, the topics and the outbox event all in the one statement.
 # Topics come as two parallel lists: ArcadeDB fails the first run of a MERGE whose pattern
 # reads a map's key (``name: topic.name``) with "Encountered a map assigned to property".
 CREATE_CONTENT = cypher(
     """
     MATCH (a:Member {id: $authorId}) WITH * WHERE a.tenantId = $tenant
     MATCH (k:Community {id: $communityId}) WITH * WHERE k.tenantId = $tenant
+    WITH a, k WHERE $anyone OR EXISTS { (a)-[:MEMBER_OF]->(k) }
+    WITH a, k, a.firstActiveAt IS NULL AS first, a.joinedAt AS joinedAt
     CREATE (a)-[:POSTED {at: $now}]->(c:Content)-[:IN]->(k)
     SET c = $props
+    FOREACH (_ IN CASE WHEN first THEN [1] ELSE [] END | SET a.firstActiveAt = $now)
     FOREACH (i IN range(0, size($topicNames) - 1) |
       MERGE (t:Tag {tenantId: $tenant, kind: 'topic', name: $topicNames[i]})
       ON CREATE SET t.id = $topicIds[i]
       MERGE (c)-[:ABOUT]->(t))
-    RETURN c
+    FOREACH (e IN $events |
+      CREATE (x:Event)
+      SET x.id = e.id, x.tenantId = e.tenantId, x.type = e.type, x.at = e.at, x.payload = e.payload,
+          x.pending = true)
+    RETURN c.createdAt AS createdAt, first, joinedAt,
+           a {.id, .tenantId, .displayName, .joinedAt, .channel, .level, .points, .city, .phone, .wechatId,
+              .inviteCode, .marketingConsent, .profilingConsent} AS author,
+           k {.id, .tenantId, .name, .kind, .channel, .createdAt, .description} AS community
     """
 )
 COMMENT_PRECHECK = cypher(
@@ -143,7 +156,9 @@ POSTS_PAGES = cypher(
       WHERE $afterAt IS NULL OR c.createdAt < $afterAt OR (c.createdAt = $afterAt AND c.id < $afterId)
       WITH p, c ORDER BY c.createdAt DESC, c.id DESC LIMIT $limit
       OPTIONAL MATCH (c)-[:IN]->(k:Community)
-      RETURN collect({node: c, author: p.id, community: k.id}) AS items
+      WITH p, k, c {.id, .tenantId, .kind, .title, .body, .createdAt} AS node
+      ORDER BY node.createdAt DESC, node.id DESC
+      RETURN collect({node: node, author: p.id, community: k.id}) AS items
     }
     RETURN collect({pid: pid, items: items}) AS rows
     """
@@ -217,35 +232,46 @@ class GraphContentRepository:
         found = {t["id"]: tag_from(t) for t in (row["tags"] if row else [])}
         return [found.get(i) for i in ids]
 
-    async def create(self, tenant: str, author_id: str, cmd: CreateContent, *, must_be_member: bool) -> Content:
+    async def create(self, tenant: str, author_id: str, cmd: CreateContent, *, must_be_member: bool) -> PostedContent:
         topics = sorted({t.strip().lower() for t in cmd.topics})
 
-        async def work(tx: Tx) -> Content:
-            check = await self.graph.run_one(tx, POST_PRECHECK, tenant=tenant, authorId=author_id, communityId=cmd.community_id)
-            assert check is not None
-            if not check["author"]:
-                raise NotFound(f"no member {author_id!r}", field="asMemberId")
-            if not check["community"]:
-                raise NotFound(f"no community {cmd.community_id!r}", field="input.communityId")
-            if must_be_member and not check["isMember"]:
-                raise PermissionDenied("only members of a community can post in it", field="input.communityId")
+        async def work(tx: Tx) -> PostedContent:
             at = now()
+            activated_id = event_id(at)  # reserved first: activation sorts before the post's event
             props = {
                 "id": new_id(Kind.CONTENT), "tenantId": tenant, "kind": cmd.kind.value,
                 "title": cmd.title, "body": cmd.body, "createdAt": at,
             }
+            posted = event(tenant, EventType.CONTENT_POSTED, at, contentId=props["id"], authorId=author_id,
+                           communityId=cmd.community_id, kind=cmd.kind.value)
             row = await self.graph.run_one(
                 tx, CREATE_CONTENT, tenant=tenant, authorId=author_id, communityId=cmd.community_id, props=props,
-                now=at, topicNames=topics, topicIds=[new_id(Kind.TAG) for _ in topics],
+                now=at, topicNames=topics, topicIds=[new_id(Kind.TAG) for _ in topics], anyone=not must_be_member,
+                events=outbox_rows([posted]),
             )
+            if row is None:
+                await self._refuse_post(tx, tenant, author_id, cmd.community_id)
             assert row is not None
-            events = await touch_activity(self.graph, tx, tenant, author_id, at)
-            events.append(event(tenant, EventType.CONTENT_POSTED, at, contentId=props["id"], authorId=author_id,
-                                communityId=cmd.community_id, kind=cmd.kind.value))
-            await record(self.graph, tx, events)
-            return content_from(row["c"], author_id=author_id, community_id=cmd.community_id)
+            if row["first"]:
+                activated = activation(tenant, author_id, at, joined_at=row["joinedAt"], event_id_=activated_id)
+                if activated is not None:
+                    await record(self.graph, tx, [activated])
+            content = content_from({**props, "createdAt": row["createdAt"]}, author_id=author_id,
+                                   community_id=cmd.community_id)
+            return PostedContent(content=content, author=member_from(row["author"]),
+                                 community=community_from(row["community"]))
 
         return await self.graph.write(work)
+
+    async def _refuse_post(self, tx: Tx, tenant: str, author_id: str, community_id: str) -> None:
+        """Why CREATE_CONTENT wrote nothing, as the typed error naming the field at fault."""
+        check = await self.graph.run_one(tx, POST_PRECHECK, tenant=tenant, authorId=author_id, communityId=community_id)
+        assert check is not None
+        if not check["author"]:
+            raise NotFound(f"no member {author_id!r}", field="asMemberId")
+        if not check["community"]:
+            raise NotFound(f"no community {community_id!r}", field="input.communityId")
+        raise PermissionDenied("only members of a community can post in it", field="input.communityId")
 
     async def add_comment(self, tenant: str, author_id: str, cmd: AddComment) -> Comment:
         async def work(tx: Tx) -> Comment:

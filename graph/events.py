@@ -7,9 +7,11 @@ fails (Redis down) leaves them pending and the next pass retries. Delivery is th
 at least once, and consumers are idempotent by event id.
 
 Several API processes may run a relay: a short Redis lock makes one pass run at a time,
-so consumers see events one by one in order. :meth:`EventRelay.flush` runs a pass right
-after a mutation (read-your-writes for derived data); the background loop catches up on
-anything a flush could not deliver.
+so consumers see events one by one in order. :meth:`EventRelay.after_mutation` runs a pass
+right after a mutation (read-your-writes for derived data) unless every event the request
+recorded is one no read depends on at once (:data:`DEFERRABLE`): then it only wakes the
+background loop, which relays them a moment later; that loop also catches up on anything a
+flush could not deliver. :func:`watch_events` collects the types a request recorded.
 
 :func:`touch_activity` marks a member's first activity (post, interaction, comment,
 purchase) in the same transaction and returns the ``MEMBER_ACTIVATED`` event when it
@@ -25,6 +27,7 @@ import logging
 import secrets
 import time
 from collections.abc import Awaitable, Callable, Sequence
+from contextvars import ContextVar
 from datetime import datetime
 from typing import Any
 
@@ -36,7 +39,10 @@ from domain.events import Event, EventType, is_activation
 from graph.client import GraphClient, Tx, now, to_datetime, to_micros
 from graph.cypher import cypher
 
-__all__ = ["Consumer", "EventRelay", "event", "record", "touch_activity"]
+__all__ = [
+    "DEFERRABLE", "Consumer", "EventRelay", "activation", "event", "event_id", "outbox_rows", "record",
+    "touch_activity", "watch_events",
+]
 
 log = logging.getLogger(__name__)
 
@@ -74,6 +80,27 @@ MARK_RELAYED = cypher(
 #: consumes one event; must be idempotent by ``event.id``
 Consumer = Callable[[Event], Awaitable[None]]
 
+#: Event types whose derived data no read needs right after the write: the stream (subscriptions
+#: wait for it anyway), webhooks, and the poster's content recommendations (the new post is
+#: never recommended to its author). A mutation that recorded only these answers without
+#: waiting for the relay; every other type keeps read-your-writes (referral numbers, consent,
+#: follows, likes and joins change what the next read returns).
+DEFERRABLE: frozenset[EventType] = frozenset({EventType.CONTENT_POSTED, EventType.COMMENT_ADDED})
+
+#: the event types recorded so far in this context (one GraphQL request), when watched
+_recorded: ContextVar[set[EventType] | None] = ContextVar("quanzi_recorded_events", default=None)
+
+
+def watch_events() -> set[EventType]:
+    """Collect, from now on in this context, the type of every event :func:`record` writes.
+
+    The returned set fills in as the request's transactions record events (a retried
+    transaction may add a type twice: it is a set). Tasks started later share it.
+    """
+    seen: set[EventType] = set()
+    _recorded.set(seen)
+    return seen
+
 _RELEASE = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
 return 0
@@ -101,26 +128,43 @@ def event(tenant: str, type_: EventType, at: datetime | None = None, **payload: 
     return Event(id=event_id(at), tenant=tenant, type=type_, at=at, payload=payload)
 
 
-async def record(graph: GraphClient, tx: Tx, events: Sequence[Event]) -> None:
-    """Record *events* in the outbox, inside the caller's write transaction."""
-    if not events:
-        return
-    rows = [
+def outbox_rows(events: Sequence[Event]) -> list[dict[str, Any]]:
+    """*events* as ``$events`` rows of an outbox write (``RECORD_EVENTS`` or a statement that
+    records its events itself, with the same ``SET``); notes their types for :func:`watch_events`."""
+    seen = _recorded.get()
+    if seen is not None:
+        seen.update(e.type for e in events)
+    return [
         {"id": e.id, "tenantId": e.tenant, "type": e.type.value, "at": e.at,
          "payload": json.dumps(e.payload, sort_keys=True, default=str)}
         for e in events
     ]
-    await graph.run(tx, RECORD_EVENTS, events=rows)
+
+
+async def record(graph: GraphClient, tx: Tx, events: Sequence[Event]) -> None:
+    """Record *events* in the outbox, inside the caller's write transaction."""
+    if not events:
+        return
+    await graph.run(tx, RECORD_EVENTS, events=outbox_rows(events))
+
+
+def activation(tenant: str, member_id: str, at: datetime, *, joined_at: Any, event_id_: str | None = None) -> Event | None:
+    """The ``MEMBER_ACTIVATED`` event of a first activity at *at*, or None when it does not activate.
+
+    *joined_at* is the member's join time as the graph returned it (None: unknown);
+    *event_id_* an id reserved earlier, so the event sorts before events made after it.
+    """
+    if joined_at is None or not is_activation(joined_at=to_datetime(joined_at), first_active_at=at):
+        return None
+    return Event(id=event_id_ or event_id(at), tenant=tenant, type=EventType.MEMBER_ACTIVATED, at=at,
+                 payload={"memberId": member_id})
 
 
 async def touch_activity(graph: GraphClient, tx: Tx, tenant: str, member_id: str, at: datetime) -> list[Event]:
     """Mark *member_id*'s first activity; return the activation event when it activates them."""
     row = await graph.run_one(tx, TOUCH_ACTIVITY, tenant=tenant, memberId=member_id, at=at)
-    if row is None or row["joinedAt"] is None:
-        return []
-    if not is_activation(joined_at=to_datetime(row["joinedAt"]), first_active_at=at):
-        return []
-    return [event(tenant, EventType.MEMBER_ACTIVATED, at, memberId=member_id)]
+    found = None if row is None else activation(tenant, member_id, at, joined_at=row["joinedAt"])
+    return [] if found is None else [found]
 
 
 def _event_from(row: dict[str, Any]) -> Event:
@@ -149,6 +193,27 @@ class EventRelay:
         #: our lock tokens that a pass could not release (Redis went away during the pass); a
         #: set, since the background loop and every mutation's flush run passes concurrently
         self._unreleased: set[str] = set()
+        #: set when a mutation left its events for the background loop (see :meth:`wake`)
+        self._wake = asyncio.Event()
+        #: whether the last pass relayed everything that was pending when it started
+        self._drained = False
+
+    def wake(self) -> None:
+        """Have the background loop run a pass now instead of at its next poll."""
+        self._wake.set()
+
+    async def after_mutation(self, recorded: set[EventType] | None, *, timeout: float = 1.0) -> bool:
+        """What a mutation does before answering, given the event types it *recorded*.
+
+        Nothing recorded: nothing to relay. Only :data:`DEFERRABLE` types: wake the background
+        loop and answer at once. Anything else (or unknown, ``None``): :meth:`flush`, so the
+        next read sees the derived data.
+        """
+        if recorded is not None and recorded <= DEFERRABLE:
+            if recorded:
+                self.wake()
+            return True
+        return await self.flush(timeout=timeout)
 
     async def relay_once(self) -> int | None:
         """Relay one batch; return how many events moved, or ``None`` when another relay runs."""
@@ -165,6 +230,7 @@ class EventRelay:
             raise
         if not acquired:
             return None
+        self._drained = False
         try:
             row = await self.graph.read_one(PENDING_EVENTS, limit=self.batch)
             events = [_event_from(r) for r in (row["events"] if row else [])]
@@ -201,6 +267,7 @@ class EventRelay:
 
                     await self.graph.write(work)
                     self.relayed += len(done)
+            self._drained = len(events) < self.batch and len(done) == len(events)
             return len(events)
         finally:
             try:
@@ -225,8 +292,8 @@ class EventRelay:
             except Exception:  # the write is committed: never turn it into an error for the client
                 log.exception("event relay pass failed; the background relay retries")
                 return False
-            if moved == 0:
-                return True
+            if moved == 0 or (moved is not None and self._drained):
+                return True  # a short batch, all relayed: nothing was left (no second read)
             if moved is None:
                 await asyncio.sleep(0.01)
         return False
@@ -242,8 +309,20 @@ class EventRelay:
             except Exception:  # a consumer bug must not kill the loop; events stay pending
                 log.exception("event relay pass failed")
                 moved = 0
-            if not moved:
-                try:
-                    await asyncio.wait_for(stop.wait(), timeout=interval)
-                except TimeoutError:
-                    pass
+            if moved is None:
+                # another pass holds the lock; it may have read the outbox before the events
+                # of a mutation that woke us committed, so look again shortly
+                await self._idle(stop, min(interval, 0.05))
+            elif not moved or self._drained:
+                await self._idle(stop, interval)
+
+    async def _idle(self, stop: asyncio.Event, seconds: float) -> None:
+        """Wait until *stop*, a :meth:`wake` or *seconds*; then forget the wake."""
+        waits = [asyncio.ensure_future(stop.wait()), asyncio.ensure_future(self._wake.wait())]
+        try:
+            await asyncio.wait(waits, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for w in waits:
+                w.cancel()
+        # a wake that comes after this clear finds the next pass not yet started: not lost
+        self._wake.clear()

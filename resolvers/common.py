@@ -14,6 +14,7 @@ from domain.errors import QuanziError
 from domain.models import Money as DomainMoney
 from domain.models import Page
 from resolvers.context import Context
+from resolvers.lookahead import selects_beyond
 
 __all__ = [
     "MinorUnits",
@@ -129,15 +130,12 @@ def connection(page: Page[D], convert: Callable[[D], N], count: Callable[[], Awa
 
 
 EMPTY_PAGE: Page[object] = Page(items=(), cursors=(), has_next=False)
+_COUNT_ONLY = frozenset({"totalCount", "__typename"})
 
 
 def wants_items(info: XInfo) -> bool:
     """False when the query asks a connection only for ``totalCount`` (skip loading the page)."""
-    for selected in info.selected_fields:
-        for sub in selected.selections:
-            if getattr(sub, "name", None) not in ("totalCount", "__typename"):
-                return True
-    return False
+    return selects_beyond(info, _COUNT_ONLY)
 
 
 async def load_page(info: XInfo, loader: DataLoader[K, Page[D]], key: K) -> Page[D]:

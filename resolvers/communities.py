@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Annotated
 
@@ -13,6 +14,7 @@ from domain.commands import CreateCommunity, SetMemberRole, parse
 from domain.errors import PermissionDenied
 from domain.ids import Kind, require_id
 from domain.ports import CommunityFilter
+from resolvers.lookahead import FEED_NESTED, node_fields
 from resolvers.common import (
     ConflictError,
     Connection,
@@ -43,6 +45,7 @@ __all__ = [
     "MemberCommunityConnection",
     "load_community",
     "member_communities",
+    "member_communities_of",
 ]
 
 ContentRef = Annotated["Content", strawberry.lazy("resolvers.content")]
@@ -92,11 +95,16 @@ class Community(Node):
         from resolvers.content import Content
 
         loaders = info.context.loaders
-        page = await load_page(info, loaders.feed, (self._c.id, connection_args(first), after))
+        key = (self._c.id, connection_args(first), after)
 
         async def count() -> int:
             return (await loaders.community_counts.load(self._c.id)).posts
 
+        if node_fields(info) & FEED_NESTED:
+            # the page with its authors and counts in one round trip: the nodes come ready
+            items = await load_page(info, loaders.feed_items, key)
+            return connection(items, lambda i: Content.from_domain(i.content, i.author, i.counts), count)  # type: ignore[return-value]
+        page = await load_page(info, loaders.feed, key)
         return connection(page, Content.from_domain, count)  # type: ignore[return-value]
 
 
@@ -134,6 +142,16 @@ async def member_communities(info: XInfo, member_id: str, first: int, after: str
     communities = [ms.community for ms in page.items]
     if any(c is None for c in communities):
         communities = await loaders.community.load_many([ms.community_id for ms in page.items])
+    return member_communities_of(info, member_id, page, communities)
+
+
+def member_communities_of(
+    info: XInfo, member_id: str, page: dm.Page[dm.Membership], communities: Sequence[dm.Community | None] | None = None
+) -> MemberCommunityConnection:
+    """The connection for a loaded page (its memberships carry their communities unless given)."""
+    loaders = info.context.loaders
+    if communities is None:
+        communities = [ms.community for ms in page.items]
     edges = [
         MemberCommunityEdge(cursor=cursor, role=ms.role, joined_at=ms.joined_at, node=Community.from_domain(c))
         for cursor, ms, c in zip(page.cursors, page.items, communities)

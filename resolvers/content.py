@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 from typing import Annotated
 
@@ -10,6 +11,7 @@ import strawberry
 from domain import models as dm
 from domain.commands import AddComment, CreateContent, parse
 from domain.ids import Kind, require_id
+from domain.ports import ContentCounts
 from resolvers.common import (
     ConflictError,
     Connection,
@@ -39,15 +41,36 @@ class Content(Node):
     body: str
     created_at: datetime
     _c: strawberry.Private[dm.Content]
+    #: loaded with the content (a feed page's look-ahead): the author and counts, or None
+    _author: strawberry.Private[dm.Member | None] = None
+    _counts: strawberry.Private[ContentCounts | None] = None
 
     @classmethod
-    def from_domain(cls, c: dm.Content) -> Content:
-        return cls(id=strawberry.ID(c.id), kind=c.kind, title=c.title, body=c.body, created_at=c.created_at, _c=c)
+    def from_domain(cls, c: dm.Content, author: dm.Member | None = None, counts: ContentCounts | None = None) -> Content:
+        return cls(id=strawberry.ID(c.id), kind=c.kind, title=c.title, body=c.body, created_at=c.created_at, _c=c,
+                   _author=author, _counts=counts)
+
+    # author and the counts are sync when they came with the content, else awaitable (loaders)
 
     @strawberry.field
-    async def author(self, info: XInfo) -> Member | None:
-        found = await info.context.loaders.member.load(self._c.author_id)
-        return None if found is None else Member.from_domain(found)
+    def author(self, info: XInfo) -> Member | None:
+        if self._author is not None:
+            return Member.from_domain(self._author)
+
+        async def load() -> Member | None:
+            found = await info.context.loaders.member.load(self._c.author_id)
+            return None if found is None else Member.from_domain(found)
+
+        return load()  # type: ignore[return-value]
+
+    def _count(self, info: XInfo, pick: Callable[[ContentCounts], int]) -> int:
+        if self._counts is not None:
+            return pick(self._counts)
+
+        async def load() -> int:
+            return pick(await info.context.loaders.content_counts.load(self._c.id))
+
+        return load()  # type: ignore[return-value]
 
     @strawberry.field
     async def community(self, info: XInfo) -> Community | None:
@@ -61,20 +84,20 @@ class Content(Node):
         return [Tag.from_domain(t) for t in await info.context.loaders.topics.load(self._c.id)]
 
     @strawberry.field(description="Members who liked it (点赞).")
-    async def like_count(self, info: XInfo) -> int:
-        return (await info.context.loaders.content_counts.load(self._c.id)).likes
+    def like_count(self, info: XInfo) -> int:
+        return self._count(info, lambda c: c.likes)
 
     @strawberry.field(description="Comments on it (评论).")
-    async def comment_count(self, info: XInfo) -> int:
-        return (await info.context.loaders.content_counts.load(self._c.id)).comments
+    def comment_count(self, info: XInfo) -> int:
+        return self._count(info, lambda c: c.comments)
 
     @strawberry.field(description="Members who shared it (转发), each counted once.")
-    async def share_count(self, info: XInfo) -> int:
-        return (await info.context.loaders.content_counts.load(self._c.id)).shares
+    def share_count(self, info: XInfo) -> int:
+        return self._count(info, lambda c: c.shares)
 
     @strawberry.field(description="Members who favorited it (收藏).")
-    async def favorite_count(self, info: XInfo) -> int:
-        return (await info.context.loaders.content_counts.load(self._c.id)).favorites
+    def favorite_count(self, info: XInfo) -> int:
+        return self._count(info, lambda c: c.favorites)
 
     @strawberry.field(description="Whether the calling member likes it; null when the token is not a member's.")
     async def viewer_has_liked(self, info: XInfo) -> bool | None:
@@ -194,10 +217,13 @@ class ContentMutation:
             acting = _acting(info, as_member_id)
             principal = info.context.principal
             cmd = parse(CreateContent, dict(vars(input)))
-            content = await info.context.repos.content.create(
+            posted = await info.context.repos.content.create(
                 principal.require_tenant(), acting, cmd, must_be_member=not principal.is_staff
             )
-            return ContentPayload(content=Content.from_domain(content))
+            loaders = info.context.loaders  # the answer's author and community come with the write
+            loaders.member.prime(posted.author.id, posted.author)
+            loaders.community.prime(posted.community.id, posted.community)
+            return ContentPayload(content=Content.from_domain(posted.content))
 
         return await guarded(work)  # type: ignore[return-value]
 

@@ -15,6 +15,7 @@ from typing import TypeVar
 from strawberry.dataloader import DataLoader
 
 from domain.auth import Principal
+from domain.events import EventType
 from domain.models import (
     Campaign,
     Comment,
@@ -166,6 +167,11 @@ class Loaders:
         return _pages(self.repos.communities.feed, self.tenant)
 
     @cached_property
+    def feed_items(self) -> DataLoader[PageKey, Page[FeedItem]]:
+        """Feed pages with each post's author and counts (see resolvers.lookahead)."""
+        return _pages(self.repos.communities.feed_items, self.tenant)
+
+    @cached_property
     def posts(self) -> DataLoader[PageKey, Page[Content]]:
         return _pages(self.repos.content.posts, self.tenant)
 
@@ -212,8 +218,11 @@ class Context:
     principal: Principal
     repos: Repositories
     request_id: str
-    #: run after a mutation before answering: relays its events (read-your-writes for derived data)
+    #: relays every pending event now (read-your-writes for derived data; the privacy purge)
     after_mutation: Callable[[], Awaitable[object]] | None = field(default=None, repr=False)
+    #: run after a mutation before answering, with the event types it recorded (None: unknown):
+    #: relays them now, or only wakes the background relay when no read depends on them at once
+    settle_events: Callable[[set[EventType] | None], Awaitable[object]] | None = field(default=None, repr=False)
     #: charge the rate limiter an operation's cost: None when admitted, else seconds to wait
     admit: Callable[[int], Awaitable[float | None]] | None = field(default=None, repr=False)
     #: the ``connection_init`` payload of a websocket (set by the protocol handler)

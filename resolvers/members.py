@@ -28,6 +28,7 @@ from resolvers.common import (
     load_page,
 )
 from resolvers.enums import Channel, MemberOrder, TagKind
+from resolvers.lookahead import Preloaded, preload_member_pages
 from resolvers.privacy import consents_of, note_pii_read
 
 if TYPE_CHECKING:
@@ -136,9 +137,10 @@ class Member(Node):
         return await consents_of(info, self._m.id)  # type: ignore[return-value]
 
     @strawberry.field(description="Members who follow this member, newest first.")
-    async def followers(self, info: XInfo, first: int | None = 20, after: str | None = None) -> Connection[Member]:
+    def followers(self, info: XInfo, first: int | None = 20, after: str | None = None) -> Connection[Member]:
+        # sync when the page came with the member's list (no await per member), else awaitable
         loaders = info.context.loaders
-        page = await load_page(info, loaders.followers, (self._m.id, connection_args(first), after))
+        n = connection_args(first)
 
         async def count() -> int:
             return (await loaders.member_counts.load(self._m.id)).followers
@@ -153,7 +155,14 @@ class Member(Node):
         async def count() -> int:
             return (await loaders.member_counts.load(self._m.id)).following
 
-        return connection(page, Member.from_domain, count)
+        pre = None if self._pre is None else self._pre.followers
+        if pre is not None and after is None and pre[0] == n:
+            return connection(pre[1], Member.from_domain, count)
+
+        async def load() -> Connection[Member]:
+            return connection(await load_page(info, loaders.followers, (self._m.id, n, after)), Member.from_domain, count)
+
+        return load()  # type: ignore[return-value]  # graphql-core awaits it
 
     @strawberry.field(description="Members this member invited (REFERRED), newest first.")
     async def invitees(self, info: XInfo, first: int | None = 20, after: str | None = None) -> Connection[Member]:
@@ -176,12 +185,16 @@ class Member(Node):
         return [Interest(tag=Tag.from_domain(i.tag), weight=i.weight, source=i.source) for i in rows]
 
     @strawberry.field(description="Communities this member belongs to, most recently joined first.")
-    async def communities(
+    def communities(
         self, info: XInfo, first: int | None = 20, after: str | None = None
     ) -> Annotated["MemberCommunityConnection", strawberry.lazy("resolvers.communities")]:
-        from resolvers.communities import member_communities
+        from resolvers.communities import member_communities, member_communities_of
 
-        return await member_communities(info, self._m.id, connection_args(first), after)
+        n = connection_args(first)
+        pre = None if self._pre is None else self._pre.communities
+        if pre is not None and after is None and pre[0] == n:
+            return member_communities_of(info, self._m.id, pre[1])
+        return member_communities(info, self._m.id, n, after)  # type: ignore[return-value]  # awaited by graphql-core
 
     @strawberry.field(description="Content this member posted, newest first.")
     async def posts(
@@ -323,7 +336,8 @@ class MembersQuery:
         async def count() -> int:
             return await ctx.repos.members.count(tenant, filter=domain_filter)
 
-        return connection(page, Member.from_domain, count)
+        pre = await preload_member_pages(info, [m.id for m in page.items])
+        return connection(page, lambda m: Member.from_domain(m, pre.get(m.id)), count)
 
 
 # --- mutations -------------------------------------------------------------------------------

@@ -565,6 +565,26 @@ async def test_members_filters(api, operator_token, seven):
     assert (got, total) == (ids(1, 6, 3), 3)
 
 
+@pytest.mark.parametrize("order", ["JOINED_AT_DESC", "JOINED_AT_ASC", "LEVEL_DESC", "DISPLAY_NAME_ASC"])
+async def test_members_of_a_community_page_in_every_order(api, operator_token, seven, order):
+    # the community filter starts from the community (graph.members MEMBERS_IN_COMMUNITY_*):
+    # same order, pages and totals as the tenant-wide statements
+    c = await community(api, operator_token, "Walkers")
+    inside = [seven[i] for i in (0, 1, 3, 4, 6)]
+    for m in inside:
+        await join(api, operator_token, c, m["id"])
+    by_id = {m["id"]: m for m in inside}
+    expected = {
+        "JOINED_AT_ASC": [m["id"] for m in inside],
+        "JOINED_AT_DESC": [m["id"] for m in reversed(inside)],
+        "LEVEL_DESC": sorted(by_id, key=lambda i: (-by_id[i]["level"], i)),
+        "DISPLAY_NAME_ASC": sorted(by_id, key=lambda i: (by_id[i]["displayName"], i)),
+    }[order]
+    assert await walk(api, operator_token, order, 2, {"communityId": c}) == (expected, 5)
+    wechat = [i for i in expected if by_id[i]["channel"] == "WECHAT"]
+    assert await walk(api, operator_token, order, 2, {"communityId": c, "channel": "WECHAT"}) == (wechat, len(wechat))
+
+
 @pytest.mark.parametrize(
     ("variables", "field"),
     [
