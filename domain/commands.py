@@ -144,6 +144,8 @@ class CreateCampaign(_Command):
     kind: CampaignKind = CampaignKind.FISSION
     starts_at: datetime
     ends_at: datetime
+    #: what the campaign costs (its ROI is (GMV − cost) / cost)
+    cost: MoneyInput | None = None
 
     @model_validator(mode="after")
     def _window(self) -> CreateCampaign:
@@ -193,6 +195,8 @@ class RecordPurchase(_Command):
     idempotency_key: Annotated[str, Field(pattern=r"^[A-Za-z0-9:._-]{8,128}$")]
     at: datetime | None = None
     attributed_to: Id | None = None
+    #: the campaign credited with the sale (its results count the purchase's GMV)
+    campaign_id: Id | None = None
 
     @field_validator("at")
     @classmethod

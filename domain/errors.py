@@ -21,7 +21,10 @@ Hierarchy::
     │                           | PERSISTED_QUERY_NOT_FOUND | PERSISTED_QUERY_HASH_MISMATCH
     │                           | OPERATION_NOT_SAFELISTED   refused before it ran
     ├── MigrationError          MIGRATION_FAILED | MIGRATION_CHECKSUM_MISMATCH
-    └── StartupError            STARTUP_FAILED        the embedded stack could not start
+    ├── StartupError            STARTUP_FAILED        the embedded stack could not start
+    └── CampaignRuleBroken      GROUP_BUY_FULL | GROUP_BUY_CLOSED | ALREADY_JOINED
+                                | COUPON_REDEEMED | COUPON_EXPIRED | INSUFFICIENT_POINTS
+                                a campaign rule refused the action; nothing was written
 
 Adapters translate driver exceptions at the boundary (a uniqueness ``ConstraintError``
 becomes :class:`AlreadyExists`, ``ServiceUnavailable`` becomes :class:`GraphUnavailable`).
@@ -45,6 +48,7 @@ __all__ = [
     "RequestRejected",
     "MigrationError",
     "StartupError",
+    "CampaignRuleBroken",
 ]
 
 
@@ -72,6 +76,12 @@ class ErrorCode(StrEnum):
     MIGRATION_FAILED = "MIGRATION_FAILED"
     MIGRATION_CHECKSUM_MISMATCH = "MIGRATION_CHECKSUM_MISMATCH"
     STARTUP_FAILED = "STARTUP_FAILED"
+    GROUP_BUY_FULL = "GROUP_BUY_FULL"
+    GROUP_BUY_CLOSED = "GROUP_BUY_CLOSED"
+    ALREADY_JOINED = "ALREADY_JOINED"
+    COUPON_REDEEMED = "COUPON_REDEEMED"
+    COUPON_EXPIRED = "COUPON_EXPIRED"
+    INSUFFICIENT_POINTS = "INSUFFICIENT_POINTS"
 
 
 class QuanziError(Exception):
@@ -140,3 +150,9 @@ class MigrationError(QuanziError):
 
 class StartupError(QuanziError):
     code = ErrorCode.STARTUP_FAILED
+
+
+class CampaignRuleBroken(QuanziError):
+    """A group-buy, coupon or points rule refused the action (domain.rewards); nothing was written."""
+
+    code = ErrorCode.GROUP_BUY_CLOSED

@@ -27,9 +27,12 @@ class Kind(StrEnum):
     PURCHASE = "pur"
     EVENT = "evt"
     CAMPAIGN = "cpg"
+    GROUP_BUY = "grb"
+    COUPON = "cpn"
+    POINTS_ENTRY = "pts"
 
 
-ID_PATTERN = re.compile(r"^(ten|mem|com|cnt|cmt|tag|prd|pur|evt|cpg)_[A-Za-z0-9]{1,40}$")
+ID_PATTERN = re.compile(r"^(ten|mem|com|cnt|cmt|tag|prd|pur|evt|cpg|grb|cpn|pts)_[A-Za-z0-9]{1,40}$")
 _ALPHABET = "0123456789abcdefghijklmnopqrstuvwxyz"
 
 

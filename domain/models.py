@@ -260,6 +260,8 @@ class Campaign:
     starts_at: datetime
     ends_at: datetime
     created_at: datetime
+    #: what the campaign cost (for its ROI), if set
+    cost: Money | None = None
 
 
 @dataclass(frozen=True, slots=True)

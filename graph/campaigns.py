@@ -17,11 +17,12 @@ from typing import Any
 from domain.commands import CreateCampaign, RecordInvitesSent
 from domain.errors import NotFound, ValidationFailed
 from domain.ids import Kind, new_id
-from domain.models import Campaign, CampaignKind, CampaignVirality
+from domain.models import Campaign, CampaignKind, CampaignVirality, Money
+from domain.rewards import CampaignResults, roi
 from graph.client import GraphClient, Tx, now, to_datetime
 from graph.cypher import cypher
 
-__all__ = ["GraphCampaigns", "campaign_from", "check_running", "participate", "virality"]
+__all__ = ["GraphCampaigns", "campaign_from", "check_running", "credit_campaign", "participate", "virality"]
 
 CREATE_CAMPAIGN = cypher("CREATE (c:Campaign) SET c = $props RETURN c")
 CAMPAIGNS_BY_ID = cypher(
@@ -58,6 +59,37 @@ PARTICIPATE = cypher(
     RETURN count(*) AS n
     """
 )
+CREDIT_CAMPAIGN = cypher(
+    """
+    MATCH (p:Purchase {id: $purchaseId}) WITH * WHERE p.tenantId = $tenant
+    MATCH (c:Campaign {id: $campaignId}) WITH * WHERE c.tenantId = $tenant
+    CREATE (p)-[:IN_CAMPAIGN]->(c)
+    RETURN c.id AS id
+    """
+)
+RESULTS = cypher(
+    """
+    MATCH (c:Campaign {id: $campaignId}) WITH * WHERE c.tenantId = $tenant
+    CALL (c) {
+      OPTIONAL MATCH (p:Purchase)-[:IN_CAMPAIGN]->(c)
+      WHERE p.status = 'paid'
+      WITH p.currency AS currency, sum(p.amount) AS amount, count(p) AS n
+      RETURN collect({currency: currency, amount: amount, n: n}) AS paid
+    }
+    CALL (c) {
+      OPTIONAL MATCH (g:GroupBuy {tenantId: $tenant, campaignId: c.id})
+      RETURN count(g) AS opened,
+             sum(CASE WHEN g.status = 'SUCCEEDED' THEN 1 ELSE 0 END) AS succeeded,
+             sum(CASE WHEN g.status = 'FAILED' OR (g.status = 'OPEN' AND g.expiresAt <= $now) THEN 1 ELSE 0 END)
+               AS failed
+    }
+    CALL (c) {
+      OPTIONAL MATCH (x:Coupon {tenantId: $tenant, campaignId: c.id})
+      RETURN count(x) AS issued, sum(CASE WHEN x.status = 'REDEEMED' THEN 1 ELSE 0 END) AS redeemed
+    }
+    RETURN paid, opened, succeeded, failed, issued, redeemed
+    """
+)
 VIRALITY = cypher(
     """
     MATCH (c:Campaign {id: $campaignId}) WITH * WHERE c.tenantId = $tenant
@@ -84,9 +116,11 @@ VIRALITY = cypher(
 
 
 def campaign_from(p: Any) -> Campaign:
+    cost = p.get("costAmount")
     return Campaign(
         id=p["id"], tenant_id=p["tenantId"], name=p["name"], kind=CampaignKind(p["kind"]),
         starts_at=to_datetime(p["startsAt"]), ends_at=to_datetime(p["endsAt"]), created_at=to_datetime(p["createdAt"]),
+        cost=None if cost is None else Money(int(cost), str(p["costCurrency"])),
     )
 
 
@@ -115,6 +149,12 @@ async def check_running(graph: GraphClient, tx: Tx, tenant: str, campaign_id: st
         raise ValidationFailed(f"campaign {campaign_id!r} is not running now", field="input.campaignId")
 
 
+async def credit_campaign(graph: GraphClient, tx: Tx, tenant: str, purchase_id: str, campaign_id: str) -> None:
+    """Credit a purchase to a campaign (IN_CAMPAIGN), inside the purchase's transaction."""
+    if await graph.run_one(tx, CREDIT_CAMPAIGN, tenant=tenant, purchaseId=purchase_id, campaignId=campaign_id) is None:
+        raise NotFound(f"no campaign {campaign_id!r}", field="input.campaignId")
+
+
 async def participate(graph: GraphClient, tx: Tx, tenant: str, campaign_id: str, *, inviter: str, invitee: str,
                       at: datetime) -> None:
     """Record the inviter's (once) and the new member's participation in the campaign."""
@@ -126,10 +166,12 @@ class GraphCampaigns:
     graph: GraphClient
 
     async def create(self, tenant: str, cmd: CreateCampaign) -> Campaign:
-        props = {
+        props: dict[str, Any] = {
             "id": new_id(Kind.CAMPAIGN), "tenantId": tenant, "name": cmd.name, "kind": cmd.kind.value,
             "startsAt": cmd.starts_at, "endsAt": cmd.ends_at, "createdAt": now(),
         }
+        if cmd.cost is not None:
+            props["costAmount"], props["costCurrency"] = cmd.cost.amount, cmd.cost.currency
 
         async def work(tx: Tx) -> Campaign:
             row = await self.graph.run_one(tx, CREATE_CAMPAIGN, props=props)
@@ -167,3 +209,29 @@ class GraphCampaigns:
         cycles = [to_datetime(first) - max(to_datetime(joined), campaign.starts_at) for joined, first in row["cycles"]]
         return virality(campaign, participants=int(row["participants"]), sent=int(row["sent"] or 0),
                         conversions=int(row["conversions"]), cycles=cycles)
+
+    async def results(self, tenant: str, campaign_id: str) -> CampaignResults | None:
+        """Participants, invitations, conversions and K-factor (:meth:`virality`), plus GMV of the
+        paid purchases IN_CAMPAIGN (refunds excluded), ROI where a cost is set, and the
+        campaign's group-buys and coupons."""
+        spread = await self.virality(tenant, campaign_id)
+        if spread is None:
+            return None
+        row = await self.graph.read_one(RESULTS, tenant=tenant, campaignId=campaign_id, now=now())
+        assert row is not None
+        gmv: dict[str, int] = {}
+        paid = 0
+        for p in row["paid"]:
+            if p["currency"] is not None:
+                gmv[p["currency"]] = gmv.get(p["currency"], 0) + int(p["amount"])
+                paid += int(p["n"])
+        cost = spread.campaign.cost
+        return CampaignResults(
+            campaign_id=campaign_id, participants=spread.participants, invitations_sent=spread.invitations_sent,
+            conversions=spread.conversions, k_factor=spread.k_factor,
+            gmv=tuple(Money(amount, currency) for currency, amount in sorted(gmv.items())), paid_purchases=paid,
+            cost=cost, roi=None if cost is None else roi(gmv.get(cost.currency, 0), cost.amount),
+            group_buys_opened=int(row["opened"]), group_buys_succeeded=int(row["succeeded"] or 0),
+            group_buys_failed=int(row["failed"] or 0), coupons_issued=int(row["issued"]),
+            coupons_redeemed=int(row["redeemed"] or 0),
+        )

@@ -28,6 +28,7 @@ from domain.events import EventType
 from domain.ids import Kind, new_id
 from domain.models import Page, Product, Purchase, PurchaseStatus
 from domain.referrals import commission_levels
+from graph.campaigns import credit_campaign
 from graph.client import GraphClient, Tx, now
 from graph.cypher import cypher
 from graph.events import event, record, touch_activity
@@ -134,6 +135,8 @@ def request_hash(cmd: RecordPurchase) -> str:
     }
     if cmd.attributed_to is not None:
         body["attributedTo"] = cmd.attributed_to
+    if cmd.campaign_id is not None:
+        body["campaignId"] = cmd.campaign_id
     return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
 
 
@@ -229,11 +232,13 @@ class GraphCommerceRepository:
             assert row is not None and int(row["lineCount"]) == len(lines)
             if cmd.attributed_to is not None:
                 await self.graph.run(tx, ATTRIBUTE_PURCHASE, tenant=tenant, purchaseId=props["id"], attributedTo=cmd.attributed_to)
+            if cmd.campaign_id is not None:
+                await credit_campaign(self.graph, tx, tenant, props["id"], cmd.campaign_id)
             events = await touch_activity(self.graph, tx, tenant, cmd.member_id, at)
             events.append(event(
                 tenant, EventType.PURCHASE_RECORDED, at, purchaseId=props["id"], memberId=cmd.member_id,
                 amount=props["amount"], currency=props["currency"], firstPaid=bool(credit["firstPaid"]),
-                attributedTo=cmd.attributed_to, commissionTo=props["commissionTo"],
+                attributedTo=cmd.attributed_to, commissionTo=props["commissionTo"], campaignId=cmd.campaign_id,
             ))
             await record(self.graph, tx, events)
             return purchase_from(row["p"], member_id=cmd.member_id, lines=lines), True

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import datetime
 from typing import Annotated
 
@@ -12,8 +13,11 @@ from domain.auth import STAFF_ROLES, WRITER_ROLES
 from domain.commands import CreateCampaign, RecordInvitesSent, parse
 from domain.errors import NotFound
 from domain.ids import Kind, require_id
+from domain.rewards import CampaignResults as CampaignResultsModel
+from resolvers.commerce import MoneyInput
 from resolvers.common import (
     ConflictError,
+    Money,
     Node,
     NotFoundError,
     PermissionError,
@@ -36,11 +40,53 @@ class Campaign(Node):
     starts_at: datetime
     ends_at: datetime
     created_at: datetime
+    cost: Money | None = strawberry.field(description="What the campaign cost, if set (for its ROI).")
 
     @classmethod
     def from_domain(cls, c: dm.Campaign) -> Campaign:
         return cls(id=strawberry.ID(c.id), name=c.name, kind=c.kind, starts_at=c.starts_at, ends_at=c.ends_at,
-                   created_at=c.created_at)
+                   created_at=c.created_at, cost=None if c.cost is None else Money.from_domain(c.cost))
+
+    @strawberry.field(description="The campaign's results (staff only; computed when read).")
+    async def results(self, info: XInfo) -> CampaignResults:
+        tenant = info.context.principal.require_role(STAFF_ROLES, "reading campaign results")
+        found = await info.context.repos.campaigns.results(tenant, self.id)
+        if found is None:
+            raise NotFound(f"no campaign {self.id!r}", field="id")
+        return CampaignResults.from_domain(found)
+
+
+@strawberry.type(description="A campaign's results. Participants, invitations, conversions and the K-factor as in "
+                 "campaignVirality (K-factor = invitations sent per participant × the share of invitations that became "
+                 "members, within the campaign window). GMV = the sum of paid purchases credited to the campaign "
+                 "(IN_CAMPAIGN), refunds excluded, per currency. ROI = (GMV − cost) / cost in the cost's currency, "
+                 "where a cost is set. Group-buys count those opened in the campaign by status (an expired open one "
+                 "counts as failed); coupons those issued in it and redeemed.")
+class CampaignResults:
+    participants: int
+    invitations_sent: int
+    conversions: int
+    k_factor: float
+    gmv: list[Money] = strawberry.field(description="Paid GMV credited to the campaign, one amount per currency.")
+    paid_purchases: int = strawberry.field(description="Paid purchases credited to the campaign.")
+    cost: Money | None
+    roi: float | None = strawberry.field(description="(GMV − cost) / cost; null without a positive cost.")
+    group_buys_opened: int
+    group_buys_succeeded: int
+    group_buys_failed: int
+    coupons_issued: int
+    coupons_redeemed: int
+
+    @classmethod
+    def from_domain(cls, r: CampaignResultsModel) -> CampaignResults:
+        return cls(
+            participants=r.participants, invitations_sent=r.invitations_sent, conversions=r.conversions,
+            k_factor=r.k_factor, gmv=[Money.from_domain(m) for m in r.gmv], paid_purchases=r.paid_purchases,
+            cost=None if r.cost is None else Money.from_domain(r.cost), roi=r.roi,
+            group_buys_opened=r.group_buys_opened, group_buys_succeeded=r.group_buys_succeeded,
+            group_buys_failed=r.group_buys_failed, coupons_issued=r.coupons_issued,
+            coupons_redeemed=r.coupons_redeemed,
+        )
 
 
 @strawberry.type(description="How a campaign spread. K-factor = invitations sent per participant × the share of "
@@ -93,6 +139,7 @@ class CreateCampaignInput:
     starts_at: datetime
     ends_at: datetime
     kind: CampaignKind = dm.CampaignKind.FISSION  # type: ignore[valid-type]
+    cost: MoneyInput | None = strawberry.field(default=None, description="What the campaign costs (for its ROI).")
 
 
 @strawberry.input
@@ -122,7 +169,7 @@ class CampaignsMutation:
     async def create_campaign(self, info: XInfo, input: CreateCampaignInput) -> CampaignResult:
         async def work() -> CampaignPayload:
             tenant = info.context.principal.require_role(WRITER_ROLES, "creating campaigns")
-            cmd = parse(CreateCampaign, dict(vars(input)))
+            cmd = parse(CreateCampaign, dataclasses.asdict(input))
             return CampaignPayload(campaign=Campaign.from_domain(await info.context.repos.campaigns.create(tenant, cmd)))
 
         return await guarded(work)  # type: ignore[return-value]

@@ -156,6 +156,8 @@ class RecordPurchaseInput:
     at: datetime | None = strawberry.field(default=None, description="When it was paid; defaults to now.")
     attributed_to: strawberry.ID | None = strawberry.field(
         default=None, description="A member to credit with the sale (e.g. the KOL whose share link was used).")
+    campaign_id: strawberry.ID | None = strawberry.field(
+        default=None, description="A campaign to credit with the sale (IN_CAMPAIGN): its results count the GMV.")
 
 
 @strawberry.type

@@ -29,6 +29,7 @@ __all__ = [
     "PermissionError",
     "ConflictError",
     "ReferralError",
+    "CampaignRuleError",
     "error_for",
     "connection_args",
     "Connection",
@@ -186,6 +187,12 @@ class ReferralError(UserError):
     pass
 
 
+@strawberry.type(description="A campaign rule refused the action (GROUP_BUY_FULL, GROUP_BUY_CLOSED, ALREADY_JOINED, "
+                 "COUPON_REDEEMED, COUPON_EXPIRED, INSUFFICIENT_POINTS).")
+class CampaignRuleError(UserError):
+    pass
+
+
 _ERROR_TYPES: dict[DomainErrorCode, type[UserError]] = {
     DomainErrorCode.VALIDATION_FAILED: ValidationError,
     DomainErrorCode.NOT_FOUND: NotFoundError,
@@ -197,6 +204,12 @@ _ERROR_TYPES: dict[DomainErrorCode, type[UserError]] = {
     DomainErrorCode.REFERRAL_CYCLE: ReferralError,
     DomainErrorCode.ALREADY_REFERRED: ReferralError,
     DomainErrorCode.INVALID_INVITE_CODE: ReferralError,
+    DomainErrorCode.GROUP_BUY_FULL: CampaignRuleError,
+    DomainErrorCode.GROUP_BUY_CLOSED: CampaignRuleError,
+    DomainErrorCode.ALREADY_JOINED: CampaignRuleError,
+    DomainErrorCode.COUPON_REDEEMED: CampaignRuleError,
+    DomainErrorCode.COUPON_EXPIRED: CampaignRuleError,
+    DomainErrorCode.INSUFFICIENT_POINTS: CampaignRuleError,
 }
 
 

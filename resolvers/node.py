@@ -52,6 +52,10 @@ class NodeQuery:
 
             campaign = await info.context.loaders.campaign.load(id)
             return None if campaign is None else Campaign.from_domain(campaign)
+        if kind in (Kind.GROUP_BUY, Kind.COUPON, Kind.POINTS_ENTRY):
+            from resolvers.rewards import load_reward
+
+            return await load_reward(info, id, kind)
         from domain.errors import ValidationFailed
 
         raise ValidationFailed(f"id is not a Quanzi id: {id[:60]!r}", field="id")
