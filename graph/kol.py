@@ -22,7 +22,6 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
-import secrets
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -47,6 +46,7 @@ from domain.influence import (
 from graph import algorithms, authenticity
 from graph.client import GraphClient, Tx, from_micros, now, to_datetime, to_micros
 from graph.cypher import cypher
+from graph.locks import ComputeLock
 from graph.projection import EngagementGraph, pull_engagement
 
 __all__ = [
@@ -314,11 +314,6 @@ if not comp then return {meta[1], meta[2], false, false} end
 local rank = redis.call('ZREVRANK', base .. ':KOL', ARGV[2])
 return {meta[1], meta[2], rank, comp}
 """
-_UNLOCK = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
-return 0
-"""
-
 
 class KolStore:
     """Rankings in Redis: written as a whole run, swapped in atomically, read in one round trip."""
@@ -328,7 +323,7 @@ class KolStore:
         self.keep_old_seconds = keep_old_seconds
         self._page = redis.register_script(_PAGE)
         self._member = redis.register_script(_MEMBER)
-        self._unlock = redis.register_script(_UNLOCK)
+        self._lock = ComputeLock(redis)
 
     @staticmethod
     def _prefix(tenant: str, scope: Scope) -> str:
@@ -336,12 +331,10 @@ class KolStore:
 
     async def try_lock(self, tenant: str, scope: Scope, *, ttl_ms: int = 600_000) -> str | None:
         """Take the scope's compute lock; return its token, or ``None`` when another holds it."""
-        token = secrets.token_hex(8)
-        ok = await self.redis.set(self._prefix(tenant, scope) + "lock", token, nx=True, px=ttl_ms)
-        return token if ok else None
+        return await self._lock.acquire(self._prefix(tenant, scope) + "lock", ttl_ms=ttl_ms)
 
     async def unlock(self, tenant: str, scope: Scope, token: str) -> None:
-        await self._unlock(keys=[self._prefix(tenant, scope) + "lock"], args=[token])
+        await self._lock.release(self._prefix(tenant, scope) + "lock", token)
 
     async def save(self, run: KolRun, *, chunk: int = 5_000) -> None:
         """Write *run* under its own keys, then make it current and let the previous one expire."""

@@ -141,7 +141,7 @@ SET_MARKETING = cypher(
 SET_DATA_SHARING = cypher(
     "MATCH (m:Member {id: $memberId}) WITH * WHERE m.tenantId = $tenant SET m.dataSharingConsent = $granted"
 )
-# A withdrawal also drops the profile the KOL job wrote on the member and the profile tags
+# A withdrawal also drops the profile the KOL and segmentation jobs wrote on the member and the profile tags
 # inferred from behaviour (declared and imported tags stay).
 SET_PROFILING = cypher(
     """
@@ -150,7 +150,11 @@ SET_PROFILING = cypher(
         m.kolScore = CASE WHEN $granted THEN m.kolScore END, m.kocScore = CASE WHEN $granted THEN m.kocScore END,
         m.isKoc = CASE WHEN $granted THEN m.isKoc END, m.kolRank = CASE WHEN $granted THEN m.kolRank END,
         m.kocRank = CASE WHEN $granted THEN m.kocRank END,
-        m.kolComponents = CASE WHEN $granted THEN m.kolComponents END
+        m.kolComponents = CASE WHEN $granted THEN m.kolComponents END,
+        m.rfmR = CASE WHEN $granted THEN m.rfmR END, m.rfmF = CASE WHEN $granted THEN m.rfmF END,
+        m.rfmM = CASE WHEN $granted THEN m.rfmM END, m.lifecycle = CASE WHEN $granted THEN m.lifecycle END,
+        m.valueTier = CASE WHEN $granted THEN m.valueTier END, m.layer = CASE WHEN $granted THEN m.layer END,
+        m.circleId = CASE WHEN $granted THEN m.circleId END, m.segmentedAt = CASE WHEN $granted THEN m.segmentedAt END
     WITH m
     OPTIONAL MATCH (m)-[r:INTERESTED_IN {source: 'behavior'}]->(:Tag) WHERE NOT $granted
     DELETE r

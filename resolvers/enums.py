@@ -6,6 +6,7 @@ import strawberry
 
 from domain import models as dm
 from domain import ports
+from domain import segmentation as seg
 
 __all__ = [
     "Channel",
@@ -17,6 +18,9 @@ __all__ = [
     "PurchaseStatus",
     "MemberOrder",
     "CommunityOrder",
+    "LifecycleStage",
+    "ValueTier",
+    "MemberLayer",
 ]
 
 Channel = strawberry.enum(dm.Channel, description="How a member was acquired (渠道).")
@@ -28,3 +32,6 @@ TagKind = strawberry.enum(dm.TagKind)
 PurchaseStatus = strawberry.enum(dm.PurchaseStatus, description="paid purchases count towards GMV; refunded ones do not.")
 MemberOrder = strawberry.enum(ports.MemberOrder, description="Sort orders of `members`; ties broken by id.")
 CommunityOrder = strawberry.enum(ports.CommunityOrder)
+LifecycleStage = strawberry.enum(seg.LifecycleStage, description="Lifecycle stage: new, active, silent or churned (windows per tenant).")
+ValueTier = strawberry.enum(seg.ValueTier, description="Value tier from historical paid GMV within the tenant.")
+MemberLayer = strawberry.enum(seg.MemberLayer, description="Core / active / ordinary / silent layering (核心/活跃/普通/沉默).")
