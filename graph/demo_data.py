@@ -43,6 +43,7 @@ __all__ = [
     "generate",
     "has_members",
     "load_demo",
+    "load_generated",
 ]
 
 I64 = npt.NDArray[np.int64]
@@ -1523,6 +1524,18 @@ async def load_demo(
     if batch_size < 1:
         raise ValueError("batch_size must be at least 1")
     data = generate(tenant=tenant, members=members, seed=seed)
+    return await load_generated(graph, data, progress=progress, batch_size=batch_size)
+
+
+async def load_generated(
+    graph: GraphClient,
+    data: DemoData,
+    *,
+    progress: Callable[[str, int, int], None] | None = None,
+    batch_size: int = 5000,
+) -> DemoSummary:
+    """Write a community made by :func:`generate` (see :func:`load_demo`, which calls this)."""
+    tenant = data.tenant
 
     async def tenant_work(tx: Tx) -> None:
         await graph.run(tx, MERGE_TENANT, tenant=tenant, name=data.tenant_name, createdAt=data.tenant_created_at)
