@@ -33,13 +33,19 @@ from graph import kol
 from graph.cache_stats import CACHE_STATS
 from graph.client import GraphClient, now
 from graph.events import event
+from graph.periodic import every
 from graph.recommendations import GraphRecommender
 from graph.referral_stats import ReferralStatsStore
 from graph.referrals import GraphReferrals
 from graph.streams import StreamPublisher
 
 __all__ = [
-    "GrowthConsumer", "GrowthService", "KolScheduler", "RECOMPUTE_STAGES", "RecomputeResult", "rebuild_referrals",
+    "RECOMPUTE_STAGES",
+    "GrowthConsumer",
+    "GrowthService",
+    "KolScheduler",
+    "RecomputeResult",
+    "rebuild_referrals",
     "recompute_kol",
 ]
 
@@ -308,14 +314,4 @@ class KolScheduler:
         return done
 
     async def run(self, stop: asyncio.Event) -> None:
-        while not stop.is_set():
-            try:
-                await self.check()
-            except _REDIS_DOWN as exc:
-                log.warning("KOL scheduling postponed: %s", exc)
-            except Exception:
-                log.exception("KOL scheduling pass failed")
-            try:
-                await asyncio.wait_for(stop.wait(), timeout=self.interval)
-            except TimeoutError:
-                pass
+        await every(self.interval, stop, self.check, what="KOL scheduling")

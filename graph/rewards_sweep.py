@@ -12,8 +12,8 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from domain.errors import QuanziError
 from domain.ports import Repositories
+from graph.periodic import every
 
 __all__ = ["sweep_campaigns", "sweep_once"]
 
@@ -28,16 +28,9 @@ async def sweep_once(repos: Repositories, *, tenant: str | None = None, limit: i
 
 
 async def sweep_campaigns(repos: Repositories, stop: asyncio.Event, *, interval: float) -> None:
-    while not stop.is_set():
-        try:
-            failed, expired = await sweep_once(repos)
-            if failed or expired:
-                log.info("campaign sweep: %d group-buys failed, %d points entries written off", failed, expired)
-        except QuanziError as exc:
-            log.warning("campaign sweep postponed: %s", exc.message)
-        except Exception:
-            log.exception("campaign sweep failed")
-        try:
-            await asyncio.wait_for(stop.wait(), timeout=interval)
-        except TimeoutError:
-            pass
+    async def once() -> None:
+        failed, expired = await sweep_once(repos)
+        if failed or expired:
+            log.info("campaign sweep: %d group-buys failed, %d points entries written off", failed, expired)
+
+    await every(interval, stop, once, what="campaign sweep")

@@ -43,7 +43,6 @@ import numpy as np
 import numpy.typing as npt
 import orjson
 import redis.asyncio as aioredis
-from redis.exceptions import RedisError
 
 from domain.segmentation import (
     KOL_CORE_SHARE,
@@ -71,6 +70,7 @@ from graph.growth import TENANTS_KEY
 from graph.growth import graph_version as current_version
 from graph.kol import InteractionWeights
 from graph.locks import ComputeLock
+from graph.periodic import every
 from graph.projection import pull_engagement
 
 __all__ = [
@@ -91,7 +91,6 @@ log = logging.getLogger(__name__)
 TOP_TAGS = 3
 #: the stages :func:`recompute` reports, in order
 STAGES_REPORTED = ("pull", "rules", "circles", "members written", "circles written")
-_REDIS_DOWN = (RedisError, OSError)
 
 # --- the pull: one fat record each ------------------------------------------------------------
 
@@ -503,17 +502,7 @@ class SegmentationScheduler:
         return done
 
     async def run(self, stop: asyncio.Event) -> None:
-        while not stop.is_set():
-            try:
-                await self.check()
-            except _REDIS_DOWN as exc:
-                log.warning("segmentation scheduling postponed: %s", exc)
-            except Exception:
-                log.exception("segmentation scheduling pass failed")
-            try:
-                await asyncio.wait_for(stop.wait(), timeout=self.interval)
-            except TimeoutError:
-                pass
+        await every(self.interval, stop, self.check, what="segmentation scheduling")
 
 
 # --- the reads (domain.segmentation.SegmentationRepository) ------------------------------------
