@@ -39,6 +39,9 @@ bench: $(STAMP)
 	$(PY) benchmarks/subscription_bench.py
 	$(PY) benchmarks/id_lookup_bench.py
 	$(PY) benchmarks/failure_bench.py
+	$(PY) benchmarks/health_bench.py
+	$(PY) benchmarks/import_bench.py
+	$(PY) benchmarks/demo_scale_bench.py
 
 ## Side-by-side benchmark against @neo4j/graphql (issue 7): make bench-peer [PEER_MEMBERS=100000] [PEER_ARGS=...]
 PEER_MEMBERS ?= 10000

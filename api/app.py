@@ -57,12 +57,19 @@ from graph.client import GraphClient
 from graph.commerce import GraphCommerceRepository
 from graph.communities import GraphCommunityRepository
 from graph.content import GraphContentRepository
+from graph.coupons import GraphCoupons
+from graph.group_buys import GraphGroupBuys
+from graph.points import GraphPoints
 from graph.events import EventRelay, watch_events
 from graph.growth import GrowthConsumer, GrowthService, KolScheduler
+from graph.rewards_sweep import sweep_campaigns
+from graph.health import HealthService
 from graph.kol import KolStore
 from graph.recommendations import GraphRecommender
 from graph.referral_stats import ReferralStatsStore
 from graph.referrals import GraphReferrals
+from graph.segmentation import GraphSegmentation, SegmentationScheduler
+from graph.segments import GraphSegments
 from graph.streams import StreamHub, StreamPublisher
 from graph.webhooks import GraphWebhooks, WebhookDispatcher, WebhookOutbox, WebhookService
 from graph.members import GraphMemberRepository
@@ -83,6 +90,8 @@ class Resources:
     scheduler: KolScheduler
     #: None when rate limiting is off
     limiter: RateLimiter | None = None
+    #: recomputes segmentation and interest circles (graph.segmentation)
+    segmentation_scheduler: SegmentationScheduler | None = None
 
 
 def repositories(graph: GraphClient, redis: aioredis.Redis, settings: Settings) -> Repositories:
@@ -101,6 +110,13 @@ def repositories(graph: GraphClient, redis: aioredis.Redis, settings: Settings) 
         events=StreamHub(redis, buffer=settings.subscription_buffer),
         webhooks=WebhookService(webhooks, WebhookOutbox(redis, webhooks), WebhookDispatcher(redis, allow_private=allow_private)),
         privacy=GraphPrivacy(graph, redis),
+        group_buys=GraphGroupBuys(graph),
+        coupons=GraphCoupons(graph),
+        points=GraphPoints(graph),
+        health=HealthService(graph, redis, fresh_seconds=settings.health_fresh_seconds,
+                             max_age_seconds=settings.health_max_age_seconds),
+        segments=GraphSegments(graph),
+        segmentation=GraphSegmentation(graph),
     )
 
 
@@ -121,6 +137,11 @@ def resources(graph: GraphClient, redis: aioredis.Redis, settings: Settings) -> 
             max_age=timedelta(seconds=settings.kol_recompute_seconds), interval=settings.scheduler_interval or 30.0,
         ),
         limiter=limiter,
+        segmentation_scheduler=SegmentationScheduler(
+            graph, redis, changes=settings.segmentation_recompute_changes,
+            max_age=timedelta(seconds=settings.segmentation_recompute_seconds),
+            interval=settings.scheduler_interval or 30.0,
+        ),
     )
 
 
@@ -399,6 +420,9 @@ def create_app(settings: Settings, *, graph_uri: str, redis_url: str, graph_user
             tasks = [asyncio.create_task(res.relay.run(stop, interval=settings.relay_interval))]
             if settings.scheduler_interval > 0:
                 tasks.append(asyncio.create_task(res.scheduler.run(stop)))
+                if res.segmentation_scheduler is not None:
+                    tasks.append(asyncio.create_task(res.segmentation_scheduler.run(stop)))
+                tasks.append(asyncio.create_task(sweep_campaigns(res.repos, stop, interval=settings.scheduler_interval)))
             dispatcher: WebhookDispatcher = res.repos.webhooks.dispatcher  # type: ignore[attr-defined]
             tasks.append(asyncio.create_task(dispatcher.run(stop, interval=settings.webhook_interval)))
             try:

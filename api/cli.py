@@ -14,10 +14,12 @@ import sys
 from collections.abc import Callable, Sequence
 
 from api.auth import issue_token
+from api.imports_cli import add_parsers as add_import_parsers
 from api.runtime import Endpoints, endpoints
 from api.settings import Settings
 from domain.errors import QuanziError, StartupError
 from domain.growth import Scope, ScopeKind
+from domain.health import HealthScope, HealthScopeKind
 from graph.client import GraphClient
 from graph.embedded import port_is_free
 from graph.migrations import migrate
@@ -126,7 +128,90 @@ async def _recompute(ep: Endpoints, *, what: str, tenant: str, scope: Scope) -> 
         await redis.aclose()
 
 
+def _health_scope(args: argparse.Namespace) -> HealthScope:
+    from domain.ids import Kind, require_id
+    from domain.models import Channel
+
+    if args.topic:
+        raise StartupError("health has no topic scope: pass --community, --channel or --campaign")
+    if args.community:
+        return HealthScope(HealthScopeKind.COMMUNITY, require_id(args.community, Kind.COMMUNITY, field="--community"))
+    if args.campaign:
+        return HealthScope(HealthScopeKind.CAMPAIGN, require_id(args.campaign, Kind.CAMPAIGN, field="--campaign"))
+    if args.channel:
+        if args.channel not in {c.value for c in Channel}:
+            raise StartupError(f"--channel must be one of {', '.join(c.value for c in Channel)}")
+        return HealthScope(HealthScopeKind.CHANNEL, args.channel)
+    return HealthScope()
+
+
+async def _recompute_health(ep: Endpoints, *, tenant: str, scope: HealthScope) -> str:
+    import redis.asyncio as aioredis
+    from tqdm import tqdm
+
+    from graph.health import recompute
+
+    graph = _connect(ep)
+    redis = aioredis.Redis.from_url(ep.redis_url)
+    try:
+        await migrate(graph)
+        with tqdm(total=1, desc=f"health {scope.key}", unit="report", file=sys.stderr) as bar:
+            run = await recompute(graph, redis, tenant, scope)
+            bar.update(1)
+        if run is None:
+            raise StartupError(f"another process is computing that health report of {tenant!r} right now; try later")
+        m = run.report.metrics
+        return (f"health of {tenant!r} ({scope.key}, last 30 days): {m.member_count:,} members, "
+                f"MAU {m.mau:,}; pull {run.pull_seconds:.2f}s, compute {run.compute_seconds:.2f}s")
+    finally:
+        await graph.close()
+        await redis.aclose()
+
+
+async def _recompute_segments(ep: Endpoints, *, tenant: str) -> str:
+    import redis.asyncio as aioredis
+    from tqdm import tqdm
+
+    from graph.segmentation import STAGES_REPORTED, recompute
+
+    graph = _connect(ep)
+    redis = aioredis.Redis.from_url(ep.redis_url)
+    bars = _Bars()
+    try:
+        await migrate(graph)
+        with tqdm(total=len(STAGES_REPORTED), desc="segments", unit="stage", file=sys.stderr) as bar:
+            def stage(name: str) -> None:
+                bar.set_postfix_str(name)
+                bar.update(1)
+
+            result = await recompute(graph, redis, tenant, on_stage=stage,
+                                     progress=lambda done, total: bars("members", done, total))
+        if result.skipped:
+            raise StartupError(f"another process is segmenting tenant {tenant!r} right now; try later")
+        times = ", ".join(f"{k} {v:.2f}s" for k, v in result.timings.items())
+        return (f"segmented {result.members:,} members of {tenant!r} into {result.circles:,} interest circles "
+                f"in {result.seconds:.2f}s: {times}")
+    finally:
+        bars.close()
+        await graph.close()
+        await redis.aclose()
+
+
 def cmd_recompute(args: argparse.Namespace, settings: Settings) -> int:
+    if args.what == "segments":
+        if args.community or args.topic or args.channel or args.campaign:
+            raise StartupError("`recompute segments` covers the whole tenant; it takes no --community, --topic, "
+                               "--channel or --campaign")
+        with endpoints(settings) as ep:
+            print(asyncio.run(_recompute_segments(ep, tenant=args.tenant)))
+        return 0
+    if args.what == "health":
+        health_scope = _health_scope(args)
+        with endpoints(settings) as ep:
+            print(asyncio.run(_recompute_health(ep, tenant=args.tenant, scope=health_scope)))
+        return 0
+    if args.channel or args.campaign:
+        raise StartupError("--channel and --campaign are scopes of `recompute health` only")
     scope = _scope(args)
     with endpoints(settings) as ep:
         print(asyncio.run(_recompute(ep, what=args.what, tenant=args.tenant, scope=scope)))
@@ -134,12 +219,14 @@ def cmd_recompute(args: argparse.Namespace, settings: Settings) -> int:
 
 
 async def _derive(ep: Endpoints, *, tenant: str, force: bool) -> str | None:
-    """Build the tenant's referral aggregates and KOL ranking when missing (or *force*)."""
+    """Build the tenant's referral aggregates, KOL ranking and segmentation when missing (or *force*)."""
     import redis.asyncio as aioredis
 
     from graph.growth import rebuild_referrals, recompute_kol
     from graph.kol import KolStore
     from graph.referral_stats import ReferralStatsStore
+    from graph.segmentation import GraphSegmentation
+    from graph.segmentation import recompute as recompute_segments
 
     graph = _connect(ep)
     redis = aioredis.Redis.from_url(ep.redis_url)
@@ -151,6 +238,9 @@ async def _derive(ep: Endpoints, *, tenant: str, force: bool) -> str | None:
         if force or await KolStore(redis).meta(tenant, Scope()) is None:
             await recompute_kol(graph, redis, tenant, Scope())
             done.append("KOL ranking")
+        if force or await GraphSegmentation(graph).summary(tenant) is None:
+            await recompute_segments(graph, redis, tenant)
+            done.append("segmentation")
         return f"computed the {' and '.join(done)} of tenant {tenant!r}" if done else None
     finally:
         await graph.close()
@@ -230,12 +320,15 @@ def _parser() -> argparse.ArgumentParser:
     d.add_argument("--seed", type=int, default=7)
     d.add_argument("--tenant", default="demo")
     d.set_defaults(fn=cmd_demo_data)
-    r = sub.add_parser("recompute", help="recompute KOL/KOC rankings or rebuild referral aggregates")
-    r.add_argument("what", choices=["kol", "referrals"])
+    r = sub.add_parser("recompute", help="recompute KOL/KOC rankings, referral aggregates, a health report "
+                       "(the last 30 days) or the segmentation and interest circles")
+    r.add_argument("what", choices=["kol", "referrals", "health", "segments"])
     r.add_argument("--tenant", default="demo")
     where = r.add_mutually_exclusive_group()
     where.add_argument("--community", help="rank within one community (com_…)")
     where.add_argument("--topic", help="rank within one topic (tag_…)")
+    where.add_argument("--channel", help="health of the members acquired through one channel (wechat, app, …)")
+    where.add_argument("--campaign", help="health of one campaign's participants (cpg_…)")
     r.set_defaults(fn=cmd_recompute)
     t = sub.add_parser("token", help="print a development token (the token alone on the last line)")
     t.add_argument("--tenant", required=True)
@@ -244,6 +337,7 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--scope", action="append", help="e.g. pii:read (repeatable)")
     t.add_argument("--ttl-hours", type=float, default=24 * 7)
     t.set_defaults(fn=cmd_token)
+    add_import_parsers(sub)
     return p
 
 

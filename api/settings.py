@@ -44,10 +44,17 @@ class Settings(BaseSettings):
     #: KOL rankings are recomputed after this many changes, or this many seconds with any change
     kol_recompute_changes: int = Field(default=1_000, ge=1)
     kol_recompute_seconds: int = Field(default=3_600, ge=1)
+    #: segmentation is recomputed after this many changes, or when this many seconds old (stages move with time)
+    segmentation_recompute_changes: int = Field(default=5_000, ge=1)
+    segmentation_recompute_seconds: int = Field(default=86_400, ge=60)
     #: how often the background jobs look for work (seconds); 0 turns them off
     scheduler_interval: float = Field(default=30.0, ge=0)
     relay_interval: float = Field(default=1.0, gt=0)
     recommendation_ttl_seconds: int = Field(default=600, ge=1)
+    #: community health reports: served as is for this long, then refreshed in the background
+    health_fresh_seconds: float = Field(default=300.0, ge=0)
+    #: the staleness bound: a cached health report expires this long after it was computed
+    health_max_age_seconds: int = Field(default=3_600, ge=1)
     #: websockets (graphql-transport-ws): connection_init deadline, subscriptions per connection,
     #: server ping interval, and events buffered per subscriber before a slow one is dropped
     ws_init_timeout_seconds: float = Field(default=3.0, gt=0)

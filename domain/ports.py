@@ -26,6 +26,7 @@ from domain.commands import (
 )
 from domain.events import StreamedEvent
 from domain.growth import RankedMember, RankingPage, Scope, TreePage
+from domain.health import HealthReport, HealthScope, Window
 from domain.influence import RankingKind
 from domain.models import (
     Campaign,
@@ -61,6 +62,9 @@ from domain.privacy import (
 )
 from domain.recommendations import Recommendation, RecommendationKind
 from domain.referral_stats import ReferralStats
+from domain.rewards import CampaignResults, CouponRepository, GroupBuyRepository, PointsRepository
+from domain.segmentation import SegmentationRepository
+from domain.segments import CreateSegment, Segment, SegmentFilter, SegmentPurpose, UpdateSegment
 from domain.webhooks import Delivery, Webhook
 
 __all__ = [
@@ -231,11 +235,21 @@ class GrowthRepository(Protocol):
     async def referrals_of(self, tenant: str, ids: Sequence[str]) -> list[Referral | None]: ...
 
 
+class HealthRepository(Protocol):
+    """Community health reports (domain.health), cached per (tenant, scope, window)."""
+
+    def window(self, start: datetime | None, end: datetime | None, *, field: str = "window") -> Window:
+        """The window asked for, defaults filled in (the last 30 days); VALIDATION_FAILED when bad."""
+        ...
+    async def health(self, tenant: str, scope: HealthScope, window: Window) -> HealthReport: ...
+
+
 class CampaignRepository(Protocol):
     async def create(self, tenant: str, cmd: CreateCampaign) -> Campaign: ...
     async def get_many(self, tenant: str, ids: Sequence[str]) -> list[Campaign | None]: ...
     async def record_invites_sent(self, tenant: str, cmd: RecordInvitesSent) -> int: ...
     async def virality(self, tenant: str, campaign_id: str) -> CampaignVirality | None: ...
+    async def results(self, tenant: str, campaign_id: str) -> CampaignResults | None: ...
 
 
 class RecommendationRepository(Protocol):
@@ -270,6 +284,23 @@ class PrivacyRepository(Protocol):
     async def purge(self, tenant: str, member_id: str) -> PurgeReport: ...
 
 
+class SegmentRepository(Protocol):
+    """Saved segments (domain.segments): storage, and members evaluated from a filter."""
+
+    async def check(self, tenant: str, filter: SegmentFilter, *, field: str) -> None:
+        """NOT_FOUND naming the first tag, community or product id of the filter not in the tenant."""
+        ...
+    async def create(self, tenant: str, cmd: CreateSegment, *, created_by: str | None) -> Segment: ...
+    async def get_many(self, tenant: str, ids: Sequence[str]) -> list[Segment | None]: ...
+    async def update(self, tenant: str, segment_id: str, cmd: UpdateSegment) -> Segment: ...
+    async def archive(self, tenant: str, segment_id: str) -> tuple[Segment, bool]: ...
+    async def list(self, tenant: str, *, first: int, after: str | None, include_archived: bool) -> Page[Segment]: ...
+    async def count(self, tenant: str, *, include_archived: bool) -> int: ...
+    async def members(self, tenant: str, filter: SegmentFilter, purpose: SegmentPurpose, *, first: int,
+                      after: str | None) -> Page[Member]: ...
+    async def size(self, tenant: str, filter: SegmentFilter, purpose: SegmentPurpose) -> int: ...
+
+
 class WebhookRepository(Protocol):
     async def create(self, tenant: str, url: str, event_types: Iterable[str]) -> Webhook: ...
     async def list(self, tenant: str) -> list[Webhook]: ...
@@ -295,3 +326,9 @@ class Repositories:
     events: EventStream
     webhooks: WebhookRepository
     privacy: PrivacyRepository
+    group_buys: GroupBuyRepository
+    coupons: CouponRepository
+    points: PointsRepository
+    health: HealthRepository
+    segments: SegmentRepository
+    segmentation: SegmentationRepository

@@ -14,7 +14,6 @@ from domain.commands import CreateCommunity, SetMemberRole, parse
 from domain.errors import PermissionDenied
 from domain.ids import Kind, require_id
 from domain.ports import CommunityFilter
-from resolvers.lookahead import FEED_NESTED, node_fields
 from resolvers.common import (
     ConflictError,
     Connection,
@@ -31,6 +30,8 @@ from resolvers.common import (
     load_page,
 )
 from resolvers.enums import CommunityChannel, CommunityKind, CommunityOrder, MembershipRole
+from resolvers.health import CommunityHealth, HealthWindowInput, community_health
+from resolvers.lookahead import FEED_NESTED, node_fields
 from resolvers.members import Member, member_or_raise
 from resolvers.privacy import record_role_change
 
@@ -89,6 +90,11 @@ class Community(Node):
             return (await loaders.community_counts.load(self._c.id)).members
 
         return CommunityMemberConnection(edges=edges, nodes=[e.node for e in edges], _page=page, _count=count)  # type: ignore[arg-type]
+
+    @strawberry.field(description="Health and funnel metrics of this community over a window (default: the last "
+                      "30 days); see CommunityHealth for the definitions. Operators, analysts and admins only.")
+    async def health(self, info: XInfo, window: HealthWindowInput | None = None) -> CommunityHealth:
+        return await community_health(info, self._c.id, window)
 
     @strawberry.field(description="Content posted in this community, newest first.")
     async def feed(self, info: XInfo, first: int | None = 20, after: str | None = None) -> Connection[ContentRef]:

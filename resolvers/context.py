@@ -30,8 +30,9 @@ from domain.models import (
     Referral,
     Tag,
 )
-from domain.ports import CommunityCounts, ContentCounts, MemberCounts, Repositories
+from domain.ports import CommunityCounts, ContentCounts, FeedItem, MemberCounts, Repositories
 from domain.privacy import ConsentPurpose, MemberConsents, PiiReads
+from domain.segmentation import Circle, MemberSegmentation
 
 __all__ = ["Context", "Loaders", "PageKey"]
 
@@ -209,6 +210,15 @@ class Loaders:
         """Whether profiling is in force for a member (False: refused, or erased, or unknown)."""
         repos = self.repos
         return _by_id(lambda t, ids: _having(repos, t, ids, ConsentPurpose.PROFILING), self.tenant)
+
+    @cached_property
+    def segmentation(self) -> DataLoader[str, MemberSegmentation | None]:
+        """Each member's last computed segmentation (domain.segmentation)."""
+        return _by_id(self.repos.segmentation.of_members, self.tenant)
+
+    @cached_property
+    def circle(self) -> DataLoader[str, Circle | None]:
+        return _by_id(self.repos.segmentation.circles_by_id, self.tenant)
 
 
 @dataclass

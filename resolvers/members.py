@@ -43,6 +43,7 @@ if TYPE_CHECKING:
         RecommendedMember,
         RecommendedProduct,
     )
+    from resolvers.segmentation import MemberSegmentation
 
 __all__ = ["Member", "Tag", "Interest", "MembersQuery", "MembersMutation", "load_member", "member_or_raise"]
 
@@ -52,6 +53,7 @@ PurchaseRef = Annotated["Purchase", strawberry.lazy("resolvers.commerce")]
 InfluenceRef = Annotated["Influence", strawberry.lazy("resolvers.growth")]
 ReferralStatsRef = Annotated["ReferralStats", strawberry.lazy("resolvers.growth")]
 ReferralRef = Annotated["Referral", strawberry.lazy("resolvers.growth")]
+MemberSegmentationRef = Annotated["MemberSegmentation", strawberry.lazy("resolvers.segmentation")]
 ScopeInputRef = Annotated["ScopeInput", strawberry.lazy("resolvers.growth")]
 RecommendedMemberRef = Annotated["RecommendedMember", strawberry.lazy("resolvers.recommendations")]
 RecommendedCommunityRef = Annotated["RecommendedCommunity", strawberry.lazy("resolvers.recommendations")]
@@ -90,15 +92,19 @@ class Member(Node):
     joined_at: datetime
     channel: Channel  # type: ignore[valid-type]
     level: int = strawberry.field(description="Membership level (会员等级), 0-10.")
-    points: int = strawberry.field(description="Points balance (积分).")
+    points: int = strawberry.field(description="Points balance (积分) as booked: the sum of the member's points ledger "
+                                   "(pointsLedger). pointsBalance also deducts lots past their expiry that the "
+                                   "sweep has not written off yet.")
     city: str | None
     _m: strawberry.Private[dm.Member]
+    #: first pages loaded with the list this member came in (resolvers.lookahead)
+    _pre: strawberry.Private[Preloaded | None] = None
 
     @classmethod
-    def from_domain(cls, m: dm.Member) -> Member:
+    def from_domain(cls, m: dm.Member, pre: Preloaded | None = None) -> Member:
         return cls(
             id=strawberry.ID(m.id), display_name=m.display_name, joined_at=m.joined_at, channel=m.channel,
-            level=m.level, points=m.points, city=m.city, _m=m,
+            level=m.level, points=m.points, city=m.city, _m=m, _pre=pre,
         )
 
     @strawberry.field(description="Phone number; masked (138****5678) unless the caller holds the pii:read scope "
@@ -145,7 +151,14 @@ class Member(Node):
         async def count() -> int:
             return (await loaders.member_counts.load(self._m.id)).followers
 
-        return connection(page, Member.from_domain, count)
+        pre = None if self._pre is None else self._pre.followers
+        if pre is not None and after is None and pre[0] == n:
+            return connection(pre[1], Member.from_domain, count)
+
+        async def load() -> Connection[Member]:
+            return connection(await load_page(info, loaders.followers, (self._m.id, n, after)), Member.from_domain, count)
+
+        return load()  # type: ignore[return-value]  # graphql-core awaits it
 
     @strawberry.field(description="Members this member follows, most recent first.")
     async def following(self, info: XInfo, first: int | None = 20, after: str | None = None) -> Connection[Member]:
@@ -155,14 +168,7 @@ class Member(Node):
         async def count() -> int:
             return (await loaders.member_counts.load(self._m.id)).following
 
-        pre = None if self._pre is None else self._pre.followers
-        if pre is not None and after is None and pre[0] == n:
-            return connection(pre[1], Member.from_domain, count)
-
-        async def load() -> Connection[Member]:
-            return connection(await load_page(info, loaders.followers, (self._m.id, n, after)), Member.from_domain, count)
-
-        return load()  # type: ignore[return-value]  # graphql-core awaits it
+        return connection(page, Member.from_domain, count)
 
     @strawberry.field(description="Members this member invited (REFERRED), newest first.")
     async def invitees(self, info: XInfo, first: int | None = 20, after: str | None = None) -> Connection[Member]:
@@ -248,6 +254,14 @@ class Member(Node):
         from resolvers.growth import referral_stats_of
 
         return await referral_stats_of(info, self._m.id)  # type: ignore[return-value]
+
+    @strawberry.field(description="Segmentation (用户分层): RFM, lifecycle, value tier, layer and interest circle as "
+                      "last computed (see MemberSegmentation). The member itself and staff; null before the first "
+                      "run and for a member who withdrew PROFILING consent.")
+    async def segmentation(self, info: XInfo) -> MemberSegmentationRef | None:
+        from resolvers.segmentation import segmentation_of
+
+        return await segmentation_of(info, self._m.id)  # type: ignore[return-value]
 
     @strawberry.field(description="Members to follow, best first, each with a reason (the member itself and staff).")
     async def recommended_members(self, info: XInfo, first: int | None = 10) -> list[RecommendedMemberRef]:

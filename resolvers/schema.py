@@ -17,9 +17,13 @@ from resolvers.common import MINOR_UNITS_SCALAR, MinorUnits
 from resolvers.communities import CommunitiesMutation, CommunitiesQuery
 from resolvers.content import ContentMutation, ContentQuery
 from resolvers.growth import GrowthQuery
+from resolvers.health import HealthQuery
 from resolvers.members import MembersMutation, MembersQuery
 from resolvers.node import NodeQuery
 from resolvers.privacy import AuditTrail, PrivacyMutation, PrivacyQuery
+from resolvers.rewards import RewardsMutation, RewardsQuery
+from resolvers.segmentation import SegmentationMutation, SegmentationQuery
+from resolvers.segments import SegmentsMutation, SegmentsQuery
 from resolvers.subscriptions import Subscription
 from resolvers.webhooks import WebhooksMutation, WebhooksQuery
 
@@ -28,13 +32,13 @@ __all__ = ["Query", "Mutation", "build_schema"]
 
 @strawberry.type
 class Query(NodeQuery, MembersQuery, CommunitiesQuery, ContentQuery, CommerceQuery, GrowthQuery, CampaignsQuery,
-            WebhooksQuery, PrivacyQuery):
+            WebhooksQuery, PrivacyQuery, HealthQuery, RewardsQuery, SegmentsQuery, SegmentationQuery):
     pass
 
 
 @strawberry.type
 class Mutation(MembersMutation, CommunitiesMutation, ContentMutation, CommerceMutation, CampaignsMutation,
-               WebhooksMutation, PrivacyMutation):
+               WebhooksMutation, PrivacyMutation, RewardsMutation, SegmentsMutation, SegmentationMutation):
     pass
 
 

@@ -66,7 +66,7 @@ __all__ = [
 SCHEMA: GraphQLSchema = build_schema()._schema
 ROOTS = ("query", "mutation", "subscription")
 #: every id the application makes: ``<kind>_<token>`` (webhooks: ``whk_<hex>``)
-ID_RE = re.compile(r"\b(?:ten|mem|com|cnt|cmt|tag|prd|pur|evt|cpg|whk)_[A-Za-z0-9]{1,40}\b")
+ID_RE = re.compile(r"\b(?:ten|mem|com|cnt|cmt|tag|prd|pur|evt|cpg|whk|seg|grb|cpn|pts)_[A-Za-z0-9]{1,40}\b")
 
 
 def root_type(kind: str) -> GraphQLObjectType:

@@ -671,6 +671,8 @@ def _wrong_values(t: GraphQLInputType) -> list[Any]:
     out: list[Any] = [None] if isinstance(t, GraphQLNonNull) else []
     if isinstance(named, GraphQLScalarType) and named.name in ("Int", "MinorUnits", "Float"):
         out += ["12", 2**64, [1, [2]]]
+    elif isinstance(named, GraphQLScalarType) and named.name == "Boolean":
+        out += ["true", 1, {"nested": True}]
     elif isinstance(named, GraphQLEnumType):
         out += ["NOT_A_VALUE", 3, {"nested": True}]
     elif isinstance(named, GraphQLInputObjectType):

@@ -76,14 +76,14 @@ def test_readme_operations_run(server):
     base, tenant, _, _ = server
     token = issue_token(Settings(), tenant=tenant, roles=["operator"])
     operations = blocks("graphql")
-    assert len(operations) == 4
+    assert len(operations) == 5
     results = []
     for operation in operations:
         body = httpx.post(base + "/graphql", json={"query": operation}, headers={"Authorization": f"Bearer {token}"},
                           timeout=30).json()
         assert "errors" not in body, body
         results.append(body["data"])
-    top, feeds, register, growth = results
+    top, feeds, register, growth, operators = results
     assert top["members"]["totalCount"] > 0 and all(e["node"]["level"] >= 5 for e in top["members"]["edges"])
     assert len(feeds["communities"]["nodes"]) == 3
     assert register["registerMember"]["__typename"] == "MemberPayload"
@@ -95,6 +95,13 @@ def test_readme_operations_run(server):
     assert len(growth["members"]["nodes"]) == 3
     assert sum(m["referralStats"]["teamSize"] for m in growth["members"]["nodes"]) >= 0
     assert any(m["recommendedMembers"] for m in growth["members"]["nodes"])
+    # serve segmented the demo tenant on first start too; health is computed on the first read
+    assert operators["segmentationSummary"]["computedAt"]
+    lapsed = operators["lapsedBuyers"]
+    assert lapsed["totalCount"] > 0
+    assert all(m["segmentation"]["layer"] == "SILENT" for m in lapsed["nodes"])
+    health = operators["communities"]["nodes"][0]["health"]
+    assert health["memberCount"] > 0 and health["mau"] <= health["memberCount"]
 
 
 def test_readme_curl_runs(server):
