@@ -297,7 +297,7 @@ def plan_ledger(*, member_id: str, tenant: str, balance: int, opened: bool, seq:
     * not *opened*: the stored *balance* becomes an OPENING lot (no expiry), so the ledger
       sums to it;
     * every live lot whose ``expires_at`` has passed is written off with an EXPIRE entry
-      (idempotency key ``expire:<lot id>``);
+      (idempotency key ``#expire:<lot id>``; clients cannot send ``#``);
     * *op* then adds a lot (EARN, ADJUST > 0) or consumes lots FIFO (SPEND, ADJUST < 0), refused
       with ``INSUFFICIENT_POINTS`` when the balance would go negative.
     """
@@ -320,12 +320,12 @@ def plan_ledger(*, member_id: str, tenant: str, balance: int, opened: bool, seq:
         # ledger's rules forbid) opens at 0
         stored, balance = max(balance, 0), 0
         if stored > 0:
-            opening = add(PointsKind.OPENING, stored, f"opening:{member_id}", reason="points before the ledger",
+            opening = add(PointsKind.OPENING, stored, f"#opening:{member_id}", reason="points before the ledger",
                           remaining=stored)
             live.append(Lot(id=opening["id"], remaining=stored, at=now))
     for lot in sorted(live, key=_fifo):
         if lot.expires_at is not None and lot.expires_at <= now:
-            add(PointsKind.EXPIRE, -lot.remaining, f"expire:{lot.id}", reason="lot expired", lotId=lot.id)
+            add(PointsKind.EXPIRE, -lot.remaining, f"#expire:{lot.id}", reason="lot expired", lotId=lot.id)
             remaining[lot.id] = 0
     live = [lot for lot in live if lot.id not in remaining]
     result = None

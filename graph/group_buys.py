@@ -25,6 +25,7 @@ takes the last seat and the sweep serialize on the record too.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -50,6 +51,8 @@ from graph.events import event, record
 from graph.write_queue import KeyedLocks
 
 __all__ = ["GraphGroupBuys", "group_buy_from"]
+
+log = logging.getLogger(__name__)
 
 OPEN_PRECHECK = cypher(
     """
@@ -249,7 +252,10 @@ class GraphGroupBuys:
         row = await self.graph.read_one(DUE_GROUP_BUYS, tenant=tenant, now=at, limit=limit)
         failed = 0
         for due in row["due"] if row else []:
-            failed += await self._fail(due["tenant"], due["id"], at)
+            try:
+                failed += await self._fail(due["tenant"], due["id"], at)
+            except Exception:  # one group must never stop the expiry of every other
+                log.exception("group-buy sweep skipped %s of %s", due["id"], due["tenant"])
         return failed
 
     async def record_refund(self, tenant: str, group_buy_id: str, member_id: str) -> GroupBuy:

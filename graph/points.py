@@ -17,13 +17,14 @@ of one member queue (:class:`graph.write_queue.KeyedLocks`) rather than conflict
 
 Idempotency: the entry carries the key under a (tenantId, idempotencyKey) constraint; a
 replayed key returns the original entry and writes nothing, the same key for another request
-is an ``IDEMPOTENCY_CONFLICT``. EXPIRE entries use ``expire:<lot id>``, OPENING entries
-``opening:<member id>``, so a sweep racing a spend cannot write either twice.
+is an ``IDEMPOTENCY_CONFLICT``. EXPIRE entries use ``#expire:<lot id>``, OPENING entries
+``#opening:<member id>`` (``#`` is outside the keys clients may send, so no client key can take them), so a sweep racing a spend cannot write either twice.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import random
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -48,6 +49,8 @@ from graph.write_queue import KeyedLocks
 
 __all__ = ["GraphPoints", "entry_from"]
 
+log = logging.getLogger(__name__)
+
 #: compare-and-set attempts before a change gives up as GRAPH_UNAVAILABLE (busy)
 MAX_ATTEMPTS = 40
 
@@ -59,7 +62,7 @@ ENTRY_BY_KEY = cypher(
 )
 LEDGER_STATE = cypher(
     """
-    MATCH (m:Member {id: $memberId}) WITH * WHERE m.tenantId = $tenant
+    MATCH (m:Member {id: $memberId}) WITH * WHERE m.tenantId = $tenant AND m.erasedAt IS NULL
     RETURN coalesce(m.points, 0) AS points, coalesce(m.pointsVersion, 0) AS version,
            coalesce(m.pointsSeq, 0) AS seq, coalesce(m.pointsOpened, false) AS opened,
            [(m)-[:LEDGER]->(x:PointsEntry) WHERE x.remaining > 0 |
@@ -240,7 +243,11 @@ class GraphPoints:
         row = await self.graph.read_one(DUE_LOTS, tenant=tenant, now=at or now(), limit=limit)
         written = 0
         for due in row["due"] if row else []:
-            result = await self._apply(due["tenant"], due["member"], None)
+            try:
+                result = await self._apply(due["tenant"], due["member"], None)
+            except Exception:  # one member's ledger must never stop the write-offs of everyone else
+                log.exception("points sweep skipped member %s of %s", due["member"], due["tenant"])
+                continue
             written += result if isinstance(result, int) else 0
         return written
 

@@ -267,6 +267,16 @@ ANONYMISE_PURCHASES = cypher(
     RETURN count(p) AS n
     """
 )
+# An erased member's ledger is closed: no lot is left to expire (the sweep would otherwise
+# keep finding it) and the ledger refuses further changes (graph.points reads erased members as absent).
+CLOSE_POINTS_LOTS = cypher(
+    """
+    MATCH (x:PointsEntry {tenantId: $tenant, memberId: $memberId})
+    WHERE x.remaining > 0
+    SET x.remaining = 0
+    RETURN count(x) AS n
+    """
+)
 DROP_INVITE_CODES = cypher(
     """
     MATCH (m:Member {id: $memberId}) WITH * WHERE m.tenantId = $tenant
@@ -535,6 +545,7 @@ class GraphPrivacy:
                 consents_detached=await count(DETACH_CONSENTS),
             )
             await count(DROP_INVITE_CODES)
+            await count(CLOSE_POINTS_LOTS)
             await self._audit(tx, tenant, AuditAction.ERASE, actor, (member_id,), at, {
                 "alreadyErased": already, "relationshipsRemoved": report.relationships_removed,
                 "contentErased": report.content_erased, "commentsErased": report.comments_erased,

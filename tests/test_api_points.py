@@ -159,7 +159,7 @@ async def test_expired_lots_leave_the_balance_at_once_and_the_sweep_writes_them_
     after = await ledger(api, operator_token, member)
     newest = after["pointsLedger"]["nodes"][0]
     assert (newest["kind"], newest["amount"], newest["balanceAfter"], newest["idempotencyKey"]) == (
-        "EXPIRE", -25, 10, "expire:" + earned["entry"]["id"])
+        "EXPIRE", -25, 10, "#expire:" + earned["entry"]["id"])
     assert after["pointsBalance"] == after["member"]["points"] == 10 == sum(e["amount"] for e in after["pointsLedger"]["nodes"])
     row = await stored(graph, member)
     assert row["points"] == sum(row["amounts"]) == sum(row["lots"]) == 10
@@ -219,3 +219,41 @@ async def test_bad_points_changes_are_refused_and_write_nothing(api: Any, operat
     assert (result["code"], result["field"]) == (code, field)
     rows = await graph.read("MATCH (e:PointsEntry {tenantId: $tenant}) RETURN count(e) AS n", tenant=tenant)
     assert rows[0]["n"] == 0
+
+
+async def test_a_client_key_cannot_take_the_ledgers_own_keys(api: Any, operator_token: str, graph: GraphClient) -> None:
+    victim = await member_with_points(api, operator_token, graph, 50)
+    squatter = await member_with_points(api, operator_token, graph, 10)
+
+    # the ledger's own OPENING key for the victim, sent by another member as its own spend key
+    squat = await change(api, api.token(member=squatter), squatter, "SPEND", 1, f"opening:{victim}")
+    refused = await change(api, api.token(member=squatter), squatter, "SPEND", 1, f"#opening:{victim}")
+    earned = await change(api, operator_token, victim, "EARN", 5, "earn-after-squat")
+
+    assert squat["__typename"] == "PointsPayload"
+    assert refused["code"] == "VALIDATION_FAILED" and refused["field"] == "input.idempotencyKey"
+    assert earned["__typename"] == "PointsPayload" and earned["balance"] == 55
+
+
+ERASE = "mutation($m: ID!) { eraseMember(memberId: $m) { __typename } }"
+
+
+async def test_an_erased_members_ledger_is_closed_and_never_stalls_the_sweep(
+        api: Any, app: Any, operator_token: str, graph: GraphClient, tenant: str) -> None:
+    erased = await member_with_points(api, operator_token, graph, 0)
+    other = await member_with_points(api, operator_token, graph, 0)
+    lots = [await change(api, operator_token, m, "EARN", 20, f"earn-lot-{m}", expiresAt=EXPIRES) for m in (erased, other)]
+    await api.ok(ERASE, {"m": erased}, token=api.token("admin"))
+
+    async def expire(tx: Any) -> None:
+        await graph.run(tx, "UNWIND $ids AS id MATCH (e:PointsEntry {id: id}) SET e.expiresAt = $at",
+                        ids=[lot["entry"]["id"] for lot in lots], at=datetime.now(UTC) - timedelta(seconds=1))
+
+    await graph.write(expire)
+    written = await app.state.resources.repos.points.sweep(tenant=tenant)
+    refused = await change(api, operator_token, erased, "EARN", 5, "earn-for-erased")
+
+    assert written == 1  # the other member's lot; the erased member's was closed at erasure
+    assert (await ledger(api, operator_token, other))["pointsBalance"] == 0
+    assert refused["code"] == "NOT_FOUND"
+    assert (await stored(graph, erased))["lots"] == []

@@ -137,7 +137,7 @@ def test_the_first_operation_books_the_old_points_as_an_opening_lot_and_expires_
                         new_id=lambda: f"e{next(ids)}")
 
     assert [(e["kind"], e["amount"], e["balanceAfter"], e["idempotencyKey"]) for e in later.entries] == [
-        ("EXPIRE", -40, 100, "expire:e3"), ("EARN", 10, 110, "k2")]
+        ("EXPIRE", -40, 100, "#expire:e3"), ("EARN", 10, 110, "k2")]
     assert later.remaining == {"e3": 0} and later.result is not None and later.result["remaining"] == 10
 
 
