@@ -52,8 +52,9 @@ ISSUE_COUPON = cypher(
 )
 REDEEM_COUPON = cypher(
     """
-    MATCH (c:Coupon {id: $id}) WITH *
-    WHERE c.tenantId = $tenant AND c.memberId = $memberId AND c.status = 'ISSUED' AND c.expiresAt > $now
+    MATCH (c:Coupon {id: $id}) WITH * WHERE c.tenantId = $tenant
+    SET c._lock = true REMOVE c._lock  // lock first, then check (see JOIN_SEAT in graph/group_buys.py)
+    WITH * WHERE c.memberId = $memberId AND c.status = 'ISSUED' AND c.expiresAt > $now
     SET c.status = 'REDEEMED', c.redeemedAt = $now
     RETURN c
     """

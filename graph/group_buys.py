@@ -72,8 +72,11 @@ OPEN_GROUP_BUY = cypher(
 )
 JOIN_SEAT = cypher(
     """
-    MATCH (g:GroupBuy {id: $id}) WITH *
-    WHERE g.tenantId = $tenant AND g.status = 'OPEN' AND g.expiresAt > $now AND g.seats < g.requiredSize
+    MATCH (g:GroupBuy {id: $id}) WITH * WHERE g.tenantId = $tenant
+    // lock first, then check (Neo4j reads committed data and re-checks nothing after a lock
+    // wait; the lock is held to commit though the property is gone; see graph/write_queue.py)
+    SET g._lock = true REMOVE g._lock
+    WITH * WHERE g.status = 'OPEN' AND g.expiresAt > $now AND g.seats < g.requiredSize
     MATCH (m:Member {id: $memberId}) WITH *
     WHERE m.tenantId = $tenant AND NOT EXISTS { (m)-[:JOINED]->(g) }
     SET g.seats = g.seats + 1

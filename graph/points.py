@@ -71,7 +71,9 @@ LEDGER_STATE = cypher(
 )
 APPLY_BALANCE = cypher(
     """
-    MATCH (m:Member {id: $memberId}) WITH * WHERE m.tenantId = $tenant AND coalesce(m.pointsVersion, 0) = $version
+    MATCH (m:Member {id: $memberId}) WITH * WHERE m.tenantId = $tenant
+    SET m._lock = true REMOVE m._lock  // lock first, then check (see JOIN_SEAT in graph/group_buys.py)
+    WITH * WHERE coalesce(m.pointsVersion, 0) = $version
     SET m.points = $balance, m.pointsVersion = $version + 1, m.pointsSeq = $seq, m.pointsOpened = true
     RETURN m.points AS points
     """

@@ -6,6 +6,12 @@ though, 25 requests racing for one record burn most of their time in conflicts a
 under load some exhaust the retry budget (benchmarks/results/campaign_contention_bench.md).
 :class:`KeyedLocks` lets them queue instead: one write per key at a time in this process, while
 the graph still arbitrates between processes.
+
+On Neo4j the arbitration needs the statements' help: Neo4j checks a WHERE against committed
+data and does not check it again after waiting for a lock, so two transactions could both see
+"4 of 5 seats" and both take one. The hot-record statements therefore take the record's write
+lock first (``SET x._lock = true REMOVE x._lock``: the lock lasts until commit, the property
+does not) and check their condition after it, Neo4j's documented pattern for lost updates.
 """
 
 from __future__ import annotations
