@@ -484,7 +484,7 @@ _ABSENT: dict[str, Any] = {
     "rfmNeg": None, "rMin": None, "rMax": None, "fMin": None, "fMax": None, "mMin": None, "mMax": None,
     "tagPreds": [], "memberOfPreds": [], "kolPreds": [], "followsPreds": [], "boughtPreds": [],
 }
-PARAMETER_NAMES = frozenset(_ABSENT) | {"marketingOnly"}
+PARAMETER_NAMES = frozenset(_ABSENT) | {"marketingOnly", "profiled"}
 
 
 def _values_of(items: list[Any]) -> list[Any]:
@@ -497,6 +497,12 @@ def compile_clause(clause: Clause, purpose: SegmentPurpose) -> dict[str, Any]:
     added by the adapter."""
     params = {k: (list(v) if isinstance(v, list) else v) for k, v in _ABSENT.items()}
     params["marketingOnly"] = purpose is SegmentPurpose.MARKETING
+    # Predicates on what profiling derived (segmentation, tags) or on behaviour (purchases) leave
+    # out members who withdrew PROFILING consent (PIPL art. 24): their wiped profile would
+    # otherwise match every negated predicate.
+    params["profiled"] = any(
+        p.lifecycle_in is not None or p.layer_in is not None or p.value_tier_in is not None or p.circle_in is not None
+        or p.rfm is not None or p.tags is not None or p.bought is not None for p in clause.all_of)
     for p in clause.all_of:
         neg = p.negate
         if p.city_in is not None:

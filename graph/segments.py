@@ -56,6 +56,7 @@ CLAUSE_PAGE = cypher(
     MATCH (m:Member {tenantId: $tenant})
     WHERE m.id > $after AND m.erasedAt IS NULL
       AND ($marketingOnly = false OR m.marketingConsent = true)
+      AND ($profiled = false OR coalesce(m.profilingWithdrawn, false) = false)
       AND ($citiesNeg IS NULL OR coalesce(m.city IN $cities, false) <> $citiesNeg)
       AND ($channelsNeg IS NULL OR coalesce(m.channel IN $channels, false) <> $channelsNeg)
       AND ($levelNeg IS NULL OR coalesce(($levelMin IS NULL OR m.level >= $levelMin)
@@ -102,6 +103,7 @@ CLAUSE_COUNT = cypher(
     MATCH (m:Member {tenantId: $tenant})
     WHERE m.erasedAt IS NULL
       AND ($marketingOnly = false OR m.marketingConsent = true)
+      AND ($profiled = false OR coalesce(m.profilingWithdrawn, false) = false)
       AND ($citiesNeg IS NULL OR coalesce(m.city IN $cities, false) <> $citiesNeg)
       AND ($channelsNeg IS NULL OR coalesce(m.channel IN $channels, false) <> $channelsNeg)
       AND ($levelNeg IS NULL OR coalesce(($levelMin IS NULL OR m.level >= $levelMin)

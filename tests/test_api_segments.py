@@ -340,6 +340,27 @@ async def test_saved_segments_are_created_read_updated_and_archived(seg_api: Api
     assert listed_all["totalCount"] == listed["totalCount"] + 1
 
 
+async def test_members_who_withdrew_profiling_match_no_profile_predicate(
+        http: Any, settings: Settings, graph: GraphClient) -> None:
+    w = World("ten_" + uuid.uuid4().hex[:16], "ten_" + uuid.uuid4().hex[:16])
+    api = Api(http, settings, w.tenant)
+    members = [_member(w, "p", city="SH", lifecycle="active", layer="core"),
+               _member(w, "q", city="SH", profilingConsent=False, profilingWithdrawn=True)]  # profile wiped
+
+    async def work(tx: Any) -> None:
+        await (await tx.run("UNWIND $members AS r CREATE (m:Member) SET m = r", members=members)).consume()
+
+    await graph.write(work)
+    token = api.token("operator")
+
+    by_city, _ = await members_of(api, token, filter=one({"cityIn": ["SH"]}))
+    not_churned, _ = await members_of(api, token, filter=one({"lifecycleIn": ["CHURNED"], "negate": True}))
+    not_silent, _ = await members_of(api, token, filter=one({"cityIn": ["SH"]}, {"layerIn": ["SILENT"], "negate": True}))
+
+    assert by_city == w.members("pq")  # an attribute the member gave: not profiling
+    assert not_churned == not_silent == w.members("p")  # the wiped profile must not match a negation
+
+
 async def test_the_segments_list_pages_newest_first(http: Any, settings: Settings) -> None:
     api = Api(http, settings, "ten_" + uuid.uuid4().hex[:16])
     token = api.token("admin")

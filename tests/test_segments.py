@@ -141,8 +141,8 @@ def test_an_empty_clause_switches_every_predicate_off() -> None:
     params = compile_clause(parse(one()).any_of[0], SegmentPurpose.ANALYSIS)
 
     assert set(params) == PARAMETER_NAMES
-    assert params["marketingOnly"] is False
-    assert all(v is None for k, v in params.items() if not k.endswith("Preds") and k != "marketingOnly")
+    assert params["marketingOnly"] is False and params["profiled"] is False
+    assert all(v is None for k, v in params.items() if not k.endswith("Preds") and k not in ("marketingOnly", "profiled"))
     assert all(params[k] == [] for k in params if k.endswith("Preds"))
 
 
@@ -170,6 +170,7 @@ def test_every_predicate_kind_compiles_to_its_parameters() -> None:
 
     assert params == {
         "marketingOnly": True,
+        "profiled": True,  # lifecycle, RFM, tags, purchases...: members who withdrew profiling are left out
         "cities": ["SH"], "citiesNeg": False,
         "channels": ["wechat"], "channelsNeg": True,
         "levelNeg": False, "levelMin": 2, "levelMax": None,
