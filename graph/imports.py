@@ -666,8 +666,13 @@ class _Runner:
             if a.node is not None:
                 nodes.setdefault(_kind_of(a.node), []).append(a.node)
         taken: set[str] = set()
+        #: taken ids that are this tenant's: later rows may refer to them (a re-import)
+        taken_here: set[str] = set()
         for node_kind, ids in nodes.items():
-            taken.update(await self._found(_TAKEN[node_kind], ids=ids))
+            found_ids = await self._found(_TAKEN[node_kind], ids=ids)
+            taken.update(found_ids)
+            if found_ids and node_kind in _IN_TENANT:
+                taken_here.update(await self._found(_IN_TENANT[node_kind], ids=sorted(found_ids)))
         unique: dict[str, list[str]] = {}
         for a in accepted:
             for key, value in a.unique:
@@ -709,7 +714,9 @@ class _Runner:
         for k, a in enumerate(accepted):
             if k in bad:
                 rejected.append(Rejected(a.line, bad[k]))
-                if a.node is not None and a.node not in taken:
+                if a.node is not None and a.node not in taken_here:
+                    # an id another tenant holds must not make later rows look valid: their
+                    # tenant-filtered writes would match nothing and the rows vanish unreported
                     self.validator.forget(_kind_of(a.node), a.node)
             else:
                 keep.append(a)

@@ -318,7 +318,7 @@ async def test_import_export_round_trip(stack: EmbeddedStack, graph: GraphClient
     assert imported.returncode == 0, imported.stderr
     assert imported.stdout.splitlines() == [
         f"imported 25 rows into tenant '{tenant}'; rejected 0 (see {source / 'rejected.csv'})",
-        f"computed the referral aggregates and KOL ranking of tenant '{tenant}'",
+        f"computed the referral aggregates, KOL ranking and segmentation of tenant '{tenant}'",
     ]
     first = tmp_path / "first"
     exported = run(stack, "export", str(first), "--tenant", tenant)
@@ -427,3 +427,31 @@ async def test_a_second_file_set_refers_to_what_the_first_imported(graph: GraphC
                          "amount": 59900, "currency": "CNY", "channel": "app", "status": "paid",
                          "lines": [{"product": f"prd_{p}shoe", "qty": 1, "unitPrice": 59900}],
                          "idempotencyKey": f"import:pur_{p}4", "attributedTo": None}
+
+
+async def test_rows_referring_to_another_tenants_ids_are_reported_not_lost(graph: GraphClient, tenant: str,
+                                                                           tmp_path: Path) -> None:
+    from graph.imports import discover, import_files
+
+    p = tenant[4:12]
+    source = tmp_path / "source"
+    hand_built(source, p)
+    await import_files(graph, discover(source), tenant=tenant, report=tmp_path / "first.csv")
+
+    # the same member ids again, now for another tenant, with a follow between two of them
+    other = tenant + "x"
+    again = tmp_path / "again"
+    again.mkdir()
+    write_csv(again / "members.csv", ["id", "displayName", "joinedAt", "inviteCode"], [
+        [f"mem_{p}a", "A again", "2025-01-01T00:00:00Z", ""],
+        [f"mem_{p}b", "B again", "2025-01-01T00:00:00Z", ""],
+    ])
+    write_csv(again / "follows.csv", ["follower", "followee", "at"], [[f"mem_{p}b", f"mem_{p}a", "2025-02-09T00:00:00Z"]])
+    report = tmp_path / "again.csv"
+
+    result = await import_files(graph, discover(again), tenant=other, report=report)
+
+    assert (result.imported, result.rejected) == (0, 3)
+    assert [row[:2] for row in report_rows(report)[1:]] == [["members.csv", "2"], ["members.csv", "3"],
+                                                            ["follows.csv", "2"]]
+    assert "does not exist" in report_rows(report)[3][2]
