@@ -241,7 +241,10 @@ async def _derive(ep: Endpoints, *, tenant: str, force: bool) -> str | None:
         if force or await GraphSegmentation(graph).summary(tenant) is None:
             await recompute_segments(graph, redis, tenant)
             done.append("segmentation")
-        return f"computed the {' and '.join(done)} of tenant {tenant!r}" if done else None
+        if not done:
+            return None
+        listed = done[0] if len(done) == 1 else ", ".join(done[:-1]) + " and " + done[-1]
+        return f"computed the {listed} of tenant {tenant!r}"
     finally:
         await graph.close()
         await redis.aclose()

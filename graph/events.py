@@ -84,8 +84,9 @@ Consumer = Callable[[Event], Awaitable[None]]
 #: wait for it anyway), webhooks, and the poster's content recommendations (the new post is
 #: never recommended to its author). A mutation that recorded only these answers without
 #: waiting for the relay; every other type keeps read-your-writes (referral numbers, consent,
-#: follows, likes and joins change what the next read returns).
-DEFERRABLE: frozenset[EventType] = frozenset({EventType.CONTENT_POSTED, EventType.COMMENT_ADDED})
+#: follows, likes, joins and comments change what the next read returns — a comment takes the
+#: content out of the commenter's recommendations).
+DEFERRABLE: frozenset[EventType] = frozenset({EventType.CONTENT_POSTED})
 
 #: the event types recorded so far in this context (one GraphQL request), when watched
 _recorded: ContextVar[set[EventType] | None] = ContextVar("quanzi_recorded_events", default=None)
