@@ -41,6 +41,7 @@ bench: $(STAMP)
 	$(PY) benchmarks/failure_bench.py
 	$(PY) benchmarks/health_bench.py
 	$(PY) benchmarks/import_bench.py
+	$(PY) benchmarks/edge_ceiling_bench.py
 	$(PY) benchmarks/demo_scale_bench.py
 
 ## Side-by-side benchmark against @neo4j/graphql (issue 7): make bench-peer [PEER_MEMBERS=100000] [PEER_ARGS=...]
