@@ -9,6 +9,7 @@ is valid.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Annotated, Any, TypeVar
 
@@ -24,7 +25,14 @@ from pydantic import (
 
 from domain.errors import ValidationFailed
 from domain.ids import ID_PATTERN
-from domain.models import CampaignKind, Channel, CommunityChannel, CommunityKind, ContentKind, MembershipRole
+from domain.models import (
+    CampaignKind,
+    Channel,
+    CommunityChannel,
+    CommunityKind,
+    ContentKind,
+    MembershipRole,
+)
 
 __all__ = [
     "AddComment",
@@ -39,6 +47,7 @@ __all__ = [
     "RegisterMember",
     "SetMemberRole",
     "UpdateMember",
+    "camel",
     "parse",
 ]
 
@@ -129,7 +138,7 @@ class UpdateMember(_Command):
 
     def changes(self) -> dict[str, Any]:
         """The fields to set, in graph property names."""
-        return {_camel(k): v for k, v in self.model_dump(exclude_none=True).items()}
+        return {camel(k): v for k, v in self.model_dump(exclude_none=True).items()}
 
 
 class CreateCommunity(_Command):
@@ -215,7 +224,8 @@ class SetMemberRole(_Command):
     role: MembershipRole
 
 
-def _camel(name: str) -> str:
+def camel(name: str) -> str:
+    """``snake_case`` as the schema spells it (``camelCase``)."""
     head, *rest = name.split("_")
     return head + "".join(part[:1].upper() + part[1:] for part in rest)
 
@@ -226,20 +236,21 @@ def _field_path(loc: tuple[int | str, ...], prefix: str) -> str:
         if isinstance(part, int):
             path += f"[{part}]"
         else:
-            path += ("." if path else "") + _camel(part)
+            path += ("." if path else "") + camel(part)
     return path
 
 
-C = TypeVar("C", bound=_Command)
+C = TypeVar("C", bound=BaseModel)
 
 
-def parse(command: type[C], data: dict[str, Any], *, prefix: str = "input") -> C:
-    """Validate *data* (snake_case keys) into *command*, or raise ``ValidationFailed``."""
+def parse(command: type[C], data: Mapping[str, Any], *, prefix: str = "input") -> C:
+    """Validate *data* (snake_case keys) into *command*, or raise ``ValidationFailed`` naming the
+    first offending field as the client spelled it (``input.filter.anyOf[0].allOf[1].tags.tagIds[2]``)."""
     try:
-        return command.model_validate(data)
+        return command.model_validate(dict(data))
     except ValidationError as exc:
         first = exc.errors(include_url=False)[0]
-        loc = tuple(p for p in first["loc"] if p not in ("function-after",))
+        loc = tuple(p for p in first["loc"] if not str(p).startswith("function-"))
         field = _field_path(loc, prefix)
         msg = str(first["msg"]).removeprefix("Value error, ")
         raise ValidationFailed(f"{field}: {msg}", field=field) from None

@@ -33,7 +33,6 @@ from __future__ import annotations
 import json
 import re
 import secrets
-from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
@@ -44,11 +43,11 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
-    ValidationError,
     field_validator,
     model_validator,
 )
 
+from domain.commands import camel
 from domain.errors import ValidationFailed
 from domain.ids import ID_PATTERN
 from domain.models import Channel, MembershipRole
@@ -83,7 +82,6 @@ __all__ = [
     "filter_from_json",
     "filter_to_json",
     "new_segment_id",
-    "parse_segment_input",
     "references",
     "require_segment_id",
 ]
@@ -103,11 +101,6 @@ ATTRIBUTE_KINDS = ("city_in", "channel_in", "level", "points", "joined_at", "lif
                    "value_tier_in", "circle_in", "rfm")
 RELATION_KINDS = ("tags", "member_of", "invited_by_kol", "follows_member_of", "bought")
 _KINDS = ATTRIBUTE_KINDS + RELATION_KINDS
-
-
-def _camel(name: str) -> str:
-    head, *rest = name.split("_")
-    return head + "".join(part[:1].upper() + part[1:] for part in rest)
 
 
 def _is_id(prefix: str) -> Any:
@@ -311,8 +304,8 @@ class Predicate(_Model):
     def _exactly_one(self) -> Predicate:
         given = [k for k in _KINDS if getattr(self, k) is not None]
         if len(given) != 1:
-            names = ", ".join(_camel(k) for k in _KINDS)
-            found = ", ".join(_camel(k) for k in given) or "none"
+            names = ", ".join(camel(k) for k in _KINDS)
+            found = ", ".join(camel(k) for k in given) or "none"
             raise ValueError(f"a predicate names exactly one of {names}; got {found}")
         return self
 
@@ -333,9 +326,9 @@ class Clause(_Model):
             counts[p.kind] = counts.get(p.kind, 0) + 1
         for kind, n in counts.items():
             if kind in ATTRIBUTE_KINDS and n > 1:
-                raise ValueError(f"{_camel(kind)} appears {n} times in one clause; combine them into one predicate")
+                raise ValueError(f"{camel(kind)} appears {n} times in one clause; combine them into one predicate")
             if kind in RELATION_KINDS and n > MAX_RELATION_PREDICATES:
-                raise ValueError(f"{_camel(kind)} appears {n} times in one clause; at most {MAX_RELATION_PREDICATES}")
+                raise ValueError(f"{camel(kind)} appears {n} times in one clause; at most {MAX_RELATION_PREDICATES}")
         return self
 
 
@@ -396,32 +389,6 @@ def require_segment_id(value: str, *, field: str) -> str:
     return value
 
 
-def _field_path(loc: tuple[int | str, ...], prefix: str) -> str:
-    path = prefix
-    for part in loc:
-        if isinstance(part, int):
-            path += f"[{part}]"
-        else:
-            path += ("." if path else "") + _camel(part)
-    return path
-
-
-M = Any
-
-
-def parse_segment_input(model: type[M], data: Mapping[str, Any], *, prefix: str = "input") -> M:
-    """Validate *data* (snake_case keys) into *model*, or raise ``ValidationFailed`` naming the
-    first offending field as the client spelled it (``input.filter.anyOf[0].allOf[1].tags.tagIds[2]``)."""
-    try:
-        return model.model_validate(dict(data))
-    except ValidationError as exc:
-        first = exc.errors(include_url=False)[0]
-        loc = tuple(p for p in first["loc"] if p not in ("function-after",) and not str(p).startswith("function-"))
-        field = _field_path(loc, prefix)
-        msg = str(first["msg"]).removeprefix("Value error, ")
-        raise ValidationFailed(f"{field}: {msg}", field=field) from None
-
-
 def filter_to_json(f: SegmentFilter) -> str:
     """The stored form: compact JSON with stable key order, defaults left out."""
     return json.dumps(f.model_dump(mode="json", exclude_none=True, exclude_defaults=True), sort_keys=True,
@@ -434,7 +401,7 @@ def filter_from_json(text: str) -> SegmentFilter:
 
 def _camel_keys(value: Any) -> Any:
     if isinstance(value, dict):
-        return {_camel(k): _camel_keys(v) for k, v in value.items()}
+        return {camel(k): _camel_keys(v) for k, v in value.items()}
     if isinstance(value, list):
         return [_camel_keys(v) for v in value]
     return value

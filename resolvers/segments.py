@@ -17,6 +17,7 @@ from strawberry.scalars import JSON
 
 from domain import segments as ds
 from domain.auth import STAFF_ROLES, Role
+from domain.commands import parse
 from domain.errors import NotFound, ValidationFailed
 from resolvers.common import (
     Connection,
@@ -155,7 +156,7 @@ def _plain(value: Any) -> Any:
 
 
 def filter_of(value: SegmentFilterInput, *, field: str) -> ds.SegmentFilter:
-    parsed: ds.SegmentFilter = ds.parse_segment_input(ds.SegmentFilter, _plain(value), prefix=field)
+    parsed: ds.SegmentFilter = parse(ds.SegmentFilter, _plain(value), prefix=field)
     return parsed
 
 
@@ -312,7 +313,7 @@ class SegmentsMutation:
         async def work() -> SegmentPayload:
             principal = info.context.principal
             tenant = principal.require_role(SEGMENT_WRITERS, "saving segments")
-            cmd = ds.parse_segment_input(ds.CreateSegment, _plain(input), prefix="input")
+            cmd = parse(ds.CreateSegment, _plain(input), prefix="input")
             saved = await info.context.repos.segments.create(tenant, cmd, created_by=principal.subject)
             return SegmentPayload(segment=Segment.from_domain(saved))
 
@@ -324,7 +325,7 @@ class SegmentsMutation:
         async def work() -> SegmentPayload:
             tenant = info.context.principal.require_role(SEGMENT_WRITERS, "changing segments")
             ds.require_segment_id(segment_id, field="segmentId")
-            cmd = ds.parse_segment_input(ds.UpdateSegment, _plain(input), prefix="input")
+            cmd = parse(ds.UpdateSegment, _plain(input), prefix="input")
             saved = await info.context.repos.segments.update(tenant, segment_id, cmd)
             return SegmentPayload(segment=Segment.from_domain(saved))
 

@@ -9,6 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from domain.commands import parse as parse_input
 from domain.errors import ValidationFailed
 from domain.segments import (
     MAX_CLAUSES,
@@ -23,7 +24,6 @@ from domain.segments import (
     filter_document,
     filter_from_json,
     filter_to_json,
-    parse_segment_input,
     require_segment_id,
 )
 
@@ -33,7 +33,7 @@ def one(*predicates: dict[str, Any]) -> dict[str, Any]:
 
 
 def parse(data: dict[str, Any]) -> SegmentFilter:
-    result: SegmentFilter = parse_segment_input(SegmentFilter, data, prefix="filter")
+    result: SegmentFilter = parse_input(SegmentFilter, data, prefix="filter")
     return result
 
 
@@ -99,13 +99,13 @@ def test_relationship_predicates_may_repeat_in_a_clause() -> None:
 
 def test_commands_validate_name_purpose_and_filter() -> None:
     with pytest.raises(ValidationFailed) as blank:
-        parse_segment_input(CreateSegment, {"name": " ", "filter": one()})
+        parse_input(CreateSegment, {"name": " ", "filter": one()})
     with pytest.raises(ValidationFailed) as nested:
-        parse_segment_input(CreateSegment, {"name": "x", "filter": one({"level": {"min": 9, "max": 1}})})
+        parse_input(CreateSegment, {"name": "x", "filter": one({"level": {"min": 9, "max": 1}})})
     with pytest.raises(ValidationFailed) as empty:
-        parse_segment_input(UpdateSegment, {})
+        parse_input(UpdateSegment, {})
     with pytest.raises(ValidationFailed) as purpose:
-        parse_segment_input(CreateSegment, {"name": "x", "purpose": "SPAM", "filter": one()})
+        parse_input(CreateSegment, {"name": "x", "purpose": "SPAM", "filter": one()})
 
     assert (blank.value.field, nested.value.field, empty.value.field, purpose.value.field) == (
         "input.name", "input.filter.anyOf[0].allOf[0].level", "input", "input.purpose")
@@ -235,7 +235,7 @@ def test_valid_filters_round_trip_and_compile_to_the_same_parameter_set(
     f = parse({"any_of": data})
 
     again = filter_from_json(filter_to_json(f))
-    fed_back = parse_segment_input(SegmentFilter, _snake(filter_document(f)), prefix="filter")
+    fed_back = parse_input(SegmentFilter, _snake(filter_document(f)), prefix="filter")
     compiled = [compile_clause(c, purpose) for c in f.any_of]
 
     assert again == f and fed_back == f
